@@ -1,0 +1,363 @@
+"""Ground contacts (initial contact and toe-off) from accelerometer and optional gyroscope data.
+
+Landmarks per placement (see ``docs/dsp.md`` for the physics and the calibration):
+
+- ``shank``: IC is the impact peak of ``|a|``, which follows force onset by ~30 ms (the shock
+  travels up the tibia and the soft tissue lets the sensor lag); TO is the trough of the
+  acceleration along the shank's long axis (the mean-gravity direction), ~20 ms after force offset.
+- ``foot``: IC is the impact peak of ``|a|``; TO is the push-off: the first peak of ``|ω|``
+  after mid-stance (the pitch-rate minimum of Falbriard 2018, sign-free), or of ``|a|`` without a
+  gyroscope.
+- ``trunk``: the vertical (principal-axis) acceleration tracks the vertical ground reaction force
+  per body weight; a contact is the interval where it exceeds ``threshold_g``, corrected for the
+  "effective contact" bias (Patoz 2022): it crosses late after IC and early before TO.
+
+Everything sample-wise is vectorized over a bank of ``S`` streams; only candidate landmarks (a few
+per second) go through Python. Candidates are handled in the order they are *decided* (the causal
+order), which makes the output independent of block boundaries.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import butter, sosfilt, sosfilt_zi
+
+from dsp.axes import GravityAxis, PrincipalAxis
+from dsp.events import Placement, StepEvent
+from dsp.quality import QualityBlock
+from dsp.windows import SlidingExtremum
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class LandmarkConfig:
+    """Timing model of one placement. Lags are landmark time minus true event time, in seconds."""
+
+    ic_lag_s: float
+    to_lag_s: float
+    gct_min_s: float = 0.10
+    gct_max_s: float = 0.45
+    min_step_s: float = 0.45  # between two ICs seen by this sensor (a stride for one-leg sensors)
+    ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
+    ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
+    ic_min_g: float = 2.0
+    ic_relative: float = 0.4  # ... and at least this fraction of the recent median impact
+    to_back_s: float = 0.10
+    to_ahead_s: float = 0.08
+    to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
+    to_peak_min: float = 1.5  # foot: push-off |a| (g) without gyro
+    to_gyro_min_dps: float = 150.0  # foot: push-off |ω| (deg/s)
+    threshold_g: float = 0.8  # trunk: contact threshold on the vertical acceleration
+    peak_min_g: float = 1.3  # trunk: a contact must reach this
+    dip_max_s: float = 0.04  # trunk: a shorter dip below threshold is within one contact
+    smooth_hz: float = 20.0  # trunk: low-pass before thresholding
+
+
+CONFIGS: dict[Placement, LandmarkConfig] = {
+    Placement.SHANK: LandmarkConfig(ic_lag_s=0.030, to_lag_s=0.020),
+    Placement.FOOT: LandmarkConfig(ic_lag_s=0.004, to_lag_s=0.0),
+    Placement.TRUNK: LandmarkConfig(
+        ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12
+    ),
+}
+
+
+@dataclass(slots=True)
+class _Pending:
+    """An initial contact waiting for its toe-off."""
+
+    t_s: float  # landmark time
+    value: float  # impact peak (g)
+    segment: int
+    index: int
+    fell_s: float = -np.inf  # trunk: when an unconfirmed excursion fell back below threshold
+
+
+@dataclass(slots=True)
+class _StreamState:
+    pending: _Pending | None = None
+    rise: _Pending | None = None  # trunk: a rise through the threshold, not yet a contact
+    last_ic_s: float = -np.inf
+    last_ic_segment: int = -1
+    peaks: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+
+
+class _History:
+    """The last ``size`` samples of several per-sample arrays, addressable by absolute index."""
+
+    def __init__(self, n_streams: int, size: int, names: tuple[str, ...]) -> None:
+        self.size = size
+        self.next = 0  # absolute index of the next sample
+        self.ext_base = -size  # absolute index of column 0 of the last extension
+        self.data = {k: np.full((n_streams, size), np.nan) for k in names}
+
+    def extend(self, **block: FloatArray) -> dict[str, FloatArray]:
+        """History + block, per name; keeps the last ``size`` samples for the next call."""
+        ext = {k: np.concatenate([self.data[k], v], axis=1) for k, v in block.items()}
+        self.ext_base = self.next - self.size
+        self.next += next(iter(block.values())).shape[1]
+        self.data = {k: v[:, -self.size :] for k, v in ext.items()}
+        return ext
+
+    def column(self, absolute: int) -> int:
+        """Column of an absolute sample index in the arrays returned by the last :meth:`extend`."""
+        return absolute - self.ext_base
+
+
+class StepDetector:
+    """Streaming ground-contact detector for a bank of streams of one placement and sample rate.
+
+    Parameters
+    ----------
+    placement : Placement
+        Where the sensors are worn (one configuration for the whole bank).
+    fs_hz : float
+        Nominal sample rate, 25–1000 Hz.
+    n_streams : int
+        Number of streams processed together (one athlete each).
+    sensor_leg : str
+        Reported as ``StepEvent.foot`` for foot and shank sensors.
+    config : LandmarkConfig, optional
+        Overrides the placement's default timing model.
+
+    Notes
+    -----
+    Detection latency after the true toe-off is ``to_ahead_s + to_lag_s`` for foot and shank
+    (≈ 100 ms) and ``to_lag_s`` plus the low-pass delay for the trunk (≈ 0 ms).
+    """
+
+    def __init__(
+        self,
+        placement: Placement,
+        fs_hz: float,
+        n_streams: int = 1,
+        *,
+        sensor_leg: str = "left",
+        config: LandmarkConfig | None = None,
+    ) -> None:
+        if not 20.0 <= fs_hz <= 1200.0:
+            raise ValueError(f"sample rate {fs_hz} Hz is outside the supported 25–1000 Hz")
+        self.placement = placement
+        self.fs_hz = fs_hz
+        self.n_streams = n_streams
+        self.config = config or CONFIGS[placement]
+        self.foot = sensor_leg if placement.one_leg else None
+        self.reset()
+
+    def _samples(self, seconds: float) -> int:
+        return max(1, round(seconds * self.fs_hz))
+
+    def reset(self) -> None:
+        c, s = self.config, self.n_streams
+        self._states = [_StreamState() for _ in range(s)]
+        self._hist = _History(
+            s, self._samples(max(c.gct_max_s, c.ic_back_s) + 0.2), ("t", "x", "y", "seg")
+        )
+        if self.placement is Placement.TRUNK:
+            self._axis: GravityAxis | PrincipalAxis = PrincipalAxis(self.fs_hz)
+            nyquist = 0.5 * self.fs_hz
+            self._sos = butter(2, min(c.smooth_hz, 0.8 * nyquist) / nyquist, output="sos")
+            self._zi: FloatArray | None = None
+            self._prev = np.full(s, np.nan)
+        else:
+            self._axis = GravityAxis(self.fs_hz)
+            self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
+            self._to = SlidingExtremum(
+                s,
+                self._samples(c.to_back_s),
+                self._samples(c.to_ahead_s),
+                troughs=self.placement is Placement.SHANK,
+            )
+
+    def process(
+        self,
+        t_s: FloatArray,
+        acc_g: FloatArray,
+        gyro_dps: FloatArray | None,
+        quality: QualityBlock,
+    ) -> list[list[StepEvent]]:
+        """One block per stream: ``t_s`` (S, n), ``acc_g`` and ``gyro_dps`` (S, 3, n).
+
+        Returns, per stream, the steps confirmed by this block, in order of confirmation.
+        """
+        if self.placement is Placement.TRUNK:
+            return self._process_trunk(t_s, acc_g, quality)
+        return self._process_peaks(t_s, acc_g, gyro_dps, quality)
+
+    # -- foot and shank: impact peak, then a toe-off extremum ---------------------------------
+
+    def _process_peaks(
+        self,
+        t_s: FloatArray,
+        acc_g: FloatArray,
+        gyro_dps: FloatArray | None,
+        quality: QualityBlock,
+    ) -> list[list[StepEvent]]:
+        c = self.config
+        norm = np.sqrt(np.einsum("sin,sin->sn", acc_g, acc_g))
+        self._to_on_norm = gyro_dps is None
+        if self.placement is Placement.SHANK:
+            to_signal = self._axis.process(acc_g)
+        elif gyro_dps is not None:
+            to_signal = np.sqrt(np.einsum("sin,sin->sn", gyro_dps, gyro_dps))
+        else:
+            to_signal = norm
+        ext = self._hist.extend(t=t_s, x=norm, y=to_signal, seg=quality.segment.astype(float))
+        ic_rows, ic_idx = self._ic.process(norm)
+        to_rows, to_idx = self._to.process(to_signal)
+        ic_ahead, to_ahead = self._ic.ahead, self._to.ahead
+        # (decision index, kind 0 = IC | 1 = TO, row, landmark index): decision order is causal.
+        cands = sorted(
+            [
+                (i + ic_ahead, 0, r, i)
+                for r, i in zip(ic_rows.tolist(), ic_idx.tolist(), strict=True)
+            ]
+            + [
+                (i + to_ahead, 1, r, i)
+                for r, i in zip(to_rows.tolist(), to_idx.tolist(), strict=True)
+            ]
+        )
+        out: list[list[StepEvent]] = [[] for _ in range(self.n_streams)]
+        col = self._hist.column
+        for decided, kind, row, i in cands:
+            st = self._states[row]
+            j = col(i)
+            t_i, seg = float(ext["t"][row, j]), int(ext["seg"][row, j])
+            if kind == 0:
+                self._on_impact(st, t_i, float(ext["x"][row, j]), seg, i)
+                continue
+            p = st.pending
+            if p is None or p.segment != seg or seg != int(ext["seg"][row, col(decided)]):
+                continue
+            ic = p.t_s - c.ic_lag_s
+            to = t_i - c.to_lag_s
+            if to - ic > c.gct_max_s:
+                st.pending = None
+                continue
+            if to - ic < c.gct_min_s or not self._to_ok(float(ext["y"][row, j])):
+                continue
+            out[row].append(self._emit(st, ic, to, float(ext["t"][row, col(decided)])))
+        return out
+
+    def _to_ok(self, value: float) -> bool:
+        c = self.config
+        if self.placement is Placement.SHANK:
+            return value < c.to_trough_max_g
+        return value >= (c.to_peak_min if self._to_on_norm else c.to_gyro_min_dps)
+
+    def _on_impact(self, st: _StreamState, t_s: float, value: float, seg: int, index: int) -> None:
+        c = self.config
+        floor = max(c.ic_min_g, c.ic_relative * median(st.peaks)) if st.peaks else c.ic_min_g
+        if value < floor:
+            return
+        p = st.pending
+        if p is not None and t_s - p.t_s < c.min_step_s:
+            if value > p.value:  # a bigger impact within one step: the earlier peak was not it
+                st.pending = _Pending(t_s, value, seg, index)
+            return
+        if p is None and seg == st.last_ic_segment and t_s - st.last_ic_s < c.min_step_s:
+            return  # e.g. a push-off peak just after an emitted step
+        st.pending = _Pending(t_s, value, seg, index)
+
+    def _emit(self, st: _StreamState, ic_s: float, to_s: float, emitted_s: float) -> StepEvent:
+        p = st.pending
+        assert p is not None
+        regular = 1.0
+        if p.segment == st.last_ic_segment and st.intervals:
+            interval = p.t_s - st.last_ic_s
+            regular = float(np.exp(-abs(interval / median(st.intervals) - 1.0) / 0.15))
+            st.intervals.append(interval)
+        elif p.segment == st.last_ic_segment:
+            st.intervals.append(p.t_s - st.last_ic_s)
+        strength = min(1.0, p.value / median(st.peaks)) if st.peaks else 1.0
+        st.peaks.append(p.value)
+        st.last_ic_s, st.last_ic_segment = p.t_s, p.segment
+        st.pending = None
+        return StepEvent(
+            ic_s=ic_s,
+            to_s=to_s,
+            gct_ms=(to_s - ic_s) * 1000.0,
+            foot=self.foot,
+            confidence=round(regular * strength, 3),
+            emitted_s=emitted_s,
+            impact_g=p.value,
+        )
+
+    # -- trunk: threshold crossings of the vertical acceleration ------------------------------
+
+    def _process_trunk(
+        self, t_s: FloatArray, acc_g: FloatArray, quality: QualityBlock
+    ) -> list[list[StepEvent]]:
+        """Contacts as excursions of the vertical acceleration above ``threshold_g``.
+
+        An excursion is a contact once it reaches ``peak_min_g``; its IC is the LATEST rise through
+        the threshold before that (a post-toe-off bump that never reaches the peak level is
+        superseded) unless it follows a dip shorter than ``dip_max_s`` (then the rise before the
+        dip), and its TO the first fall at least ``gct_min_s`` later (the dip that follows the
+        impact transient within a contact is shorter than that).
+        """
+        c = self.config
+        vertical = self._axis.process(acc_g)
+        if self._zi is None:
+            first = vertical[:, :1] if vertical.shape[1] else np.ones((self.n_streams, 1))
+            self._zi = sosfilt_zi(self._sos)[:, None, :] * first[None, :, :]
+        v, self._zi = sosfilt(self._sos, vertical, axis=-1, zi=self._zi)
+        ext = self._hist.extend(t=t_s, x=v, y=v, seg=quality.segment.astype(float))
+        n = t_s.shape[1]
+        m = ext["t"].shape[1]
+        prev = ext["x"][:, m - n - 1 : m - 1]
+        cur = ext["x"][:, m - n :]
+        thr, top = c.threshold_g, c.peak_min_g
+        # kind 0: rise through thr, 1: rise through the peak level, 2: fall through thr
+        kinds = np.stack(
+            [(prev < thr) & (cur >= thr), (prev < top) & (cur >= top), (prev >= thr) & (cur < thr)]
+        )
+        kind_idx, rows, cols = np.nonzero(kinds)
+        order = np.lexsort((kind_idx, cols, rows))
+        out: list[list[StepEvent]] = [[] for _ in range(self.n_streams)]
+        for kind, row, k in zip(
+            kind_idx[order].tolist(),
+            rows[order].tolist(),
+            (cols[order] + m - n).tolist(),
+            strict=True,
+        ):
+            seg = int(ext["seg"][row, k])
+            if int(ext["seg"][row, k - 1]) != seg:
+                continue  # a crossing across a gap is no landmark
+            st = self._states[row]
+            if kind == 1:
+                if st.rise is not None and st.rise.segment == seg:
+                    st.pending, st.rise = st.rise, None
+                continue
+            x0, x1 = ext["x"][row, k - 1], ext["x"][row, k]
+            t0, t1 = ext["t"][row, k - 1], ext["t"][row, k]
+            t_cross = float(t0 + (thr - x0) / (x1 - x0) * (t1 - t0))
+            r = st.rise
+            if kind == 0:
+                brief_dip = r is not None and r.segment == seg and t_cross - r.fell_s < c.dip_max_s
+                if st.pending is None and not brief_dip:
+                    st.rise = _Pending(t_cross, 0.0, seg, self._hist.ext_base + k)
+                continue
+            p = st.pending
+            if p is None:
+                if r is not None:
+                    r.fell_s = t_cross
+                continue
+            ic = p.t_s - c.ic_lag_s
+            to = t_cross - c.to_lag_s
+            if p.segment != seg or to - ic > c.gct_max_s:
+                st.pending = None
+                continue
+            if to - ic < c.gct_min_s:
+                continue
+            start = max(self._hist.column(p.index), 0)
+            p.value = float(np.max(ext["x"][row, start:k]))
+            out[row].append(self._emit(st, ic, to, float(t1)))
+        return out

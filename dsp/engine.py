@@ -63,8 +63,8 @@ class _Athlete:
         return out
 
     def gap(self, gap: Gap) -> list[Event]:
-        out: list[Event] = list(self.reps.advance(gap.end_s))
-        self.metrics.on_gap()
+        out: list[Event] = list(self.reps.on_gap(gap))
+        self.metrics.on_gap(gap)
         out.append(gap)
         return out
 

@@ -2,17 +2,19 @@
 
 Cadence is 60 / the median of the last few step intervals (120 / stride interval for a one-leg
 sensor), the estimator that reacts fastest to a change of pace (stride-science notes); contact
-time is the median of the last few contacts. Intervals never span a gap in the data.
+time is the median of the last few contacts. Intervals span a gap in the data only when it is
+shorter than any step could be: a step hidden in a longer hole would double an interval.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 
-from dsp.events import Metrics, SignalQuality, StepEvent
+from dsp.events import Gap, Metrics, SignalQuality, StepEvent
 from dsp.samples import CadenceReading
 
 
@@ -39,12 +41,23 @@ class MetricsTracker:
     stale_s : float
         With no contact for this long, cadence, contact time and intensity read ``None``
         (the runner stopped, or the data did).
+    max_bridged_gap_s : float
+        A gap in the data at most this long keeps the interval history: a few lost packets may
+        make the detector miss a contact, but the median shrugs off the one long interval that
+        follows; a longer gap clears the history.
     """
 
-    def __init__(self, one_leg: bool, window_steps: int = 7, stale_s: float = 3.0) -> None:
+    def __init__(
+        self,
+        one_leg: bool,
+        window_steps: int = 7,
+        stale_s: float = 3.0,
+        max_bridged_gap_s: float = 0.1,
+    ) -> None:
         self.one_leg = one_leg
         self.window_steps = window_steps
         self.stale_s = stale_s
+        self.max_bridged_gap_s = max_bridged_gap_s
         self.reset()
 
     def reset(self) -> None:
@@ -63,9 +76,10 @@ class MetricsTracker:
         self._last_s = step.ic_s
         self.step_count += 2 if self.one_leg else 1
 
-    def on_gap(self) -> None:
-        """Forget intervals: the next contact starts a new run of intervals."""
-        self._ics.clear()
+    def on_gap(self, gap: Gap) -> None:
+        """After a long gap the next contact starts a new run of intervals."""
+        if gap.end_s - gap.start_s > self.max_bridged_gap_s:
+            self._ics.clear()
 
     def on_reading(self, reading: CadenceReading) -> None:
         """A cadence-only sensor's reading; steps accumulate at the reported cadence."""
@@ -75,6 +89,10 @@ class MetricsTracker:
         self._reading = reading
         self._last_s = reading.t_s
 
+    def _whole_steps(self) -> int:
+        # Readings accumulate fractions of steps: floor, but not below a rounding error.
+        return math.floor(self.step_count + 1e-6)
+
     def at(self, t_s: float, quality: SignalQuality) -> Metrics:
         fresh = t_s - self._last_s <= self.stale_s
         if self._reading is not None:
@@ -83,7 +101,7 @@ class MetricsTracker:
                 t_s=t_s,
                 cadence_spm=r.cadence_spm if fresh else None,
                 gct_ms=None,
-                step_count=int(self.step_count),
+                step_count=self._whole_steps(),
                 intensity_g=None,
                 speed_m_s=r.speed_m_s if fresh else None,
                 quality=quality,
@@ -92,7 +110,7 @@ class MetricsTracker:
             t_s=t_s,
             cadence_spm=cadence_from_ics(self._ics, self.one_leg) if fresh else None,
             gct_ms=float(np.median(self._gcts)) if fresh and self._gcts else None,
-            step_count=int(self.step_count),
+            step_count=self._whole_steps(),
             intensity_g=float(np.mean(self._impacts)) - 1.0 if fresh and self._impacts else None,
             speed_m_s=None,
             quality=quality,

@@ -30,7 +30,7 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 from dsp.axes import GravityAxis, PrincipalAxis
 from dsp.events import Placement, StepEvent
 from dsp.quality import QualityBlock
-from dsp.windows import SlidingExtremum
+from dsp.windows import RunningMin, SlidingExtremum
 
 FloatArray = NDArray[np.float64]
 
@@ -46,14 +46,17 @@ class LandmarkConfig:
     min_step_s: float = 0.45  # between two ICs seen by this sensor (a stride for one-leg sensors)
     ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
     ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
-    ic_min_g: float = 2.0
+    ic_min_g: float = 2.0  # shank: impact peak of |a|
+    ic_on_jerk: bool = False  # foot: the impact is the peak of the jerk norm |Δa|/Δt instead
+    ic_min_jerk_g_s: float = 150.0  # foot: impact peak of the jerk norm
     ic_relative: float = 0.4  # ... and at least this fraction of the recent median impact
     to_back_s: float = 0.10
     to_ahead_s: float = 0.08
     to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
     to_peak_min: float = 1.5  # foot: push-off |a| (g) without gyro
     to_gyro_min_dps: float = 150.0  # foot: push-off |ω| (deg/s)
-    threshold_g: float = 0.8  # trunk: contact threshold on the vertical acceleration
+    threshold_g: float = 0.8  # trunk: contact threshold above the flight floor
+    floor_window_s: float = 1.0  # trunk: the flight floor is the running minimum over this
     peak_min_g: float = 1.3  # trunk: a contact must reach this
     dip_max_s: float = 0.04  # trunk: a shorter dip below threshold is within one contact
     smooth_hz: float = 20.0  # trunk: low-pass before thresholding
@@ -61,7 +64,7 @@ class LandmarkConfig:
 
 CONFIGS: dict[Placement, LandmarkConfig] = {
     Placement.SHANK: LandmarkConfig(ic_lag_s=0.030, to_lag_s=0.020),
-    Placement.FOOT: LandmarkConfig(ic_lag_s=0.004, to_lag_s=0.0),
+    Placement.FOOT: LandmarkConfig(ic_lag_s=0.005, to_lag_s=0.0, ic_on_jerk=True),
     Placement.TRUNK: LandmarkConfig(
         ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12
     ),
@@ -73,10 +76,11 @@ class _Pending:
     """An initial contact waiting for its toe-off."""
 
     t_s: float  # landmark time
-    value: float  # impact peak (g)
+    value: float  # height of the landmark (|a| in g, or the jerk norm in g/s for a foot)
     segment: int
     index: int
     fell_s: float = -np.inf  # trunk: when an unconfirmed excursion fell back below threshold
+    impact_g: float = np.nan  # peak |a| at the landmark (g)
 
 
 @dataclass(slots=True)
@@ -142,7 +146,7 @@ class StepDetector:
         sensor_leg: str = "left",
         config: LandmarkConfig | None = None,
     ) -> None:
-        if not 20.0 <= fs_hz <= 1200.0:
+        if not 25.0 <= fs_hz <= 1000.0:
             raise ValueError(f"sample rate {fs_hz} Hz is outside the supported 25–1000 Hz")
         self.placement = placement
         self.fs_hz = fs_hz
@@ -158,16 +162,19 @@ class StepDetector:
         c, s = self.config, self.n_streams
         self._states = [_StreamState() for _ in range(s)]
         self._hist = _History(
-            s, self._samples(max(c.gct_max_s, c.ic_back_s) + 0.2), ("t", "x", "y", "seg")
+            s, self._samples(max(c.gct_max_s, c.ic_back_s) + 0.2), ("t", "x", "y", "n", "seg")
         )
         if self.placement is Placement.TRUNK:
             self._axis: GravityAxis | PrincipalAxis = PrincipalAxis(self.fs_hz)
             nyquist = 0.5 * self.fs_hz
             self._sos = butter(2, min(c.smooth_hz, 0.8 * nyquist) / nyquist, output="sos")
             self._zi: FloatArray | None = None
+            self._floor = RunningMin(s, self._samples(c.floor_window_s))
             self._prev = np.full(s, np.nan)
         else:
             self._axis = GravityAxis(self.fs_hz)
+            self._last_acc = np.full((s, 3), np.nan)
+            self._last_t = np.full(s, np.nan)
             self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
             self._to = SlidingExtremum(
                 s,
@@ -187,6 +194,8 @@ class StepDetector:
 
         Returns, per stream, the steps confirmed by this block, in order of confirmation.
         """
+        if t_s.shape[1] == 0:
+            return [[] for _ in range(self.n_streams)]
         if self.placement is Placement.TRUNK:
             return self._process_trunk(t_s, acc_g, quality)
         return self._process_peaks(t_s, acc_g, gyro_dps, quality)
@@ -202,6 +211,7 @@ class StepDetector:
     ) -> list[list[StepEvent]]:
         c = self.config
         norm = np.sqrt(np.einsum("sin,sin->sn", acc_g, acc_g))
+        impact = self._jerk(t_s, acc_g) if c.ic_on_jerk else norm
         self._to_on_norm = gyro_dps is None
         if self.placement is Placement.SHANK:
             to_signal = self._axis.process(acc_g)
@@ -209,8 +219,10 @@ class StepDetector:
             to_signal = np.sqrt(np.einsum("sin,sin->sn", gyro_dps, gyro_dps))
         else:
             to_signal = norm
-        ext = self._hist.extend(t=t_s, x=norm, y=to_signal, seg=quality.segment.astype(float))
-        ic_rows, ic_idx = self._ic.process(norm)
+        ext = self._hist.extend(
+            t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
+        )
+        ic_rows, ic_idx = self._ic.process(impact)
         to_rows, to_idx = self._to.process(to_signal)
         ic_ahead, to_ahead = self._ic.ahead, self._to.ahead
         # (decision index, kind 0 = IC | 1 = TO, row, landmark index): decision order is causal.
@@ -231,7 +243,12 @@ class StepDetector:
             j = col(i)
             t_i, seg = float(ext["t"][row, j]), int(ext["seg"][row, j])
             if kind == 0:
-                self._on_impact(st, t_i, float(ext["x"][row, j]), seg, i)
+                # The impact in g: the largest |a| within the confirmation span of the landmark.
+                d = self._ic.ahead
+                impact_g = float(np.fmax.reduce(ext["n"][row, j - d : j + d + 1]))
+                self._on_impact(
+                    st, _Pending(t_i, float(ext["x"][row, j]), seg, i, impact_g=impact_g)
+                )
                 continue
             p = st.pending
             if p is None or p.segment != seg or seg != int(ext["seg"][row, col(decided)]):
@@ -246,25 +263,38 @@ class StepDetector:
             out[row].append(self._emit(st, ic, to, float(ext["t"][row, col(decided)])))
         return out
 
+    def _jerk(self, t_s: FloatArray, acc_g: FloatArray) -> FloatArray:
+        """Norm of the first difference of acceleration over time, g/s: sharp at an impact,
+        small in the smooth (if large) accelerations of swing."""
+        acc = np.concatenate([self._last_acc[:, :, None], acc_g], axis=2)
+        t = np.concatenate([self._last_t[:, None], t_s], axis=1)
+        if acc_g.shape[2]:
+            self._last_acc, self._last_t = acc_g[:, :, -1].copy(), t_s[:, -1].copy()
+        diff = np.diff(acc, axis=2)
+        dt = np.maximum(np.diff(t, axis=1), 0.5 / self.fs_hz)
+        return np.nan_to_num(np.sqrt(np.einsum("sin,sin->sn", diff, diff)) / dt)
+
     def _to_ok(self, value: float) -> bool:
         c = self.config
         if self.placement is Placement.SHANK:
             return value < c.to_trough_max_g
         return value >= (c.to_peak_min if self._to_on_norm else c.to_gyro_min_dps)
 
-    def _on_impact(self, st: _StreamState, t_s: float, value: float, seg: int, index: int) -> None:
+    def _on_impact(self, st: _StreamState, cand: _Pending) -> None:
         c = self.config
-        floor = max(c.ic_min_g, c.ic_relative * median(st.peaks)) if st.peaks else c.ic_min_g
-        if value < floor:
+        least = c.ic_min_jerk_g_s if c.ic_on_jerk else c.ic_min_g
+        floor = max(least, c.ic_relative * median(st.peaks)) if st.peaks else least
+        if cand.value < floor:
             return
         p = st.pending
-        if p is not None and t_s - p.t_s < c.min_step_s:
-            if value > p.value:  # a bigger impact within one step: the earlier peak was not it
-                st.pending = _Pending(t_s, value, seg, index)
+        if p is not None and cand.t_s - p.t_s < c.min_step_s:
+            if cand.value > p.value:  # a bigger impact within one step: the earlier was not it
+                st.pending = cand
             return
-        if p is None and seg == st.last_ic_segment and t_s - st.last_ic_s < c.min_step_s:
+        recent = cand.segment == st.last_ic_segment and cand.t_s - st.last_ic_s < c.min_step_s
+        if p is None and recent:
             return  # e.g. a push-off peak just after an emitted step
-        st.pending = _Pending(t_s, value, seg, index)
+        st.pending = cand
 
     def _emit(self, st: _StreamState, ic_s: float, to_s: float, emitted_s: float) -> StepEvent:
         p = st.pending
@@ -287,7 +317,7 @@ class StepDetector:
             foot=self.foot,
             confidence=round(regular * strength, 3),
             emitted_s=emitted_s,
-            impact_g=p.value,
+            impact_g=p.impact_g,
         )
 
     # -- trunk: threshold crossings of the vertical acceleration ------------------------------
@@ -309,7 +339,11 @@ class StepDetector:
             first = vertical[:, :1] if vertical.shape[1] else np.ones((self.n_streams, 1))
             self._zi = sosfilt_zi(self._sos)[:, None, :] * first[None, :, :]
         v, self._zi = sosfilt(self._sos, vertical, axis=-1, zi=self._zi)
-        ext = self._hist.extend(t=t_s, x=v, y=v, seg=quality.segment.astype(float))
+        # Measured from the flight floor, the threshold ignores a positive accelerometer offset
+        # along the vertical. Free fall reads 0 g: a floor below that is horizontal acceleration
+        # leaking into the projection (the axis is never exactly vertical), not an offset.
+        v = v - np.maximum(self._floor.process(v), 0.0)
+        ext = self._hist.extend(t=t_s, x=v, y=v, n=v, seg=quality.segment.astype(float))
         n = t_s.shape[1]
         m = ext["t"].shape[1]
         prev = ext["x"][:, m - n - 1 : m - 1]
@@ -358,6 +392,6 @@ class StepDetector:
             if to - ic < c.gct_min_s:
                 continue
             start = max(self._hist.column(p.index), 0)
-            p.value = float(np.max(ext["x"][row, start:k]))
+            p.value = p.impact_g = float(np.max(ext["x"][row, start:k]))
             out[row].append(self._emit(st, ic, to, float(t1)))
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 FloatArray = NDArray[np.float64]
 
@@ -88,3 +88,30 @@ class SlidingExtremum:
         self._pending = ext.shape[1] - decided_end
         self._hist = ext[:, max(0, decided_end - self.back) :]
         return rows, idx
+
+
+class RunningMin:
+    """``out[k] = min(x[k - span + 1 .. k])`` per stream, causal and chunk-invariant."""
+
+    def __init__(self, n_streams: int, span: int) -> None:
+        if span < 1:
+            raise ValueError(f"span must be >= 1 sample, got {span}")
+        self.n_streams = n_streams
+        self.span = span
+        self.reset()
+
+    def reset(self) -> None:
+        self._hist = np.full((self.n_streams, self.span - 1), np.inf)
+
+    def process(self, x: FloatArray) -> FloatArray:
+        """``x`` (n_streams, n) → running minimum (n_streams, n)."""
+        n = x.shape[1]
+        ext = np.concatenate([self._hist, x], axis=1)
+        self._hist = ext[:, ext.shape[1] - (self.span - 1) :]
+        if n == 0:
+            return np.empty_like(x)
+        # A window of `span` centred at c ends at c + (span-1)//2: shift so that it ends at k.
+        centred = minimum_filter1d(ext, size=self.span, axis=-1, mode="nearest")
+        end = (self.span - 1) // 2
+        stop = ext.shape[1] - end
+        return centred[:, stop - n : stop]

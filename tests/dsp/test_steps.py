@@ -1,0 +1,190 @@
+"""StepDetector on real recordings against force-plate contacts, and its streaming invariances.
+
+Accuracy targets (per dataset, pooled over its running trials, eval protocol of
+``stridecue.evaluate.score_contacts``): recall and precision >= 0.98, |contact-time bias| <= 10 ms,
+contact-time MAE <= 20 ms, and every step confirmed within 150 ms of its toe-off.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from dsp.events import Gap, Placement, StepEvent
+from dsp.quality import QualityMonitor
+from dsp.steps import StepDetector
+from stridecue.evaluate import ContactScore, score_contacts
+from tests.dsp.conftest import (
+    UPSIDE_DOWN,
+    Recording,
+    detect,
+    detect_one,
+    random_bounds,
+    random_rotation,
+)
+
+FloatArray = NDArray[np.float64]
+MIN_RECALL = 0.98
+MIN_PRECISION = 0.98
+MAX_GCT_BIAS_MS = 10.0
+MAX_GCT_MAE_MS = 20.0
+MAX_LATENCY_S = 0.150
+DATASETS = [
+    # (fixture, trials, placement)
+    ("bach_running", 5, Placement.SHANK),
+    ("alcantara_running", 16, Placement.TRUNK),
+]
+
+
+def score(rec: Recording, steps: list[StepEvent], gaps: tuple[Gap, ...] = ()) -> ContactScore:
+    return score_contacts(
+        steps,
+        rec.contacts_s,
+        one_leg=rec.placement.one_leg,
+        t_end_s=float(rec.t_s[-1]),
+        gaps=gaps,
+    )
+
+
+def pooled_recall(scores: list[ContactScore]) -> float:
+    return sum(s.matched for s in scores) / sum(s.n_contacts for s in scores)
+
+
+@pytest.fixture(scope="module")
+def whole(
+    bach_running: list[Recording], alcantara_running: list[Recording]
+) -> dict[str, list[StepEvent]]:
+    """Every running trial's steps, the stream fed in one block."""
+    return {rec.name: detect_one(rec) for rec in bach_running + alcantara_running}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(("fixture", "n_trials", "placement"), DATASETS)
+def test_accuracy_against_force_plates(
+    fixture: str,
+    n_trials: int,
+    placement: Placement,
+    whole: dict[str, list[StepEvent]],
+    request: pytest.FixtureRequest,
+) -> None:
+    recordings: list[Recording] = request.getfixturevalue(fixture)
+    assert len(recordings) == n_trials
+    scores = []
+    for rec in recordings:
+        assert rec.placement is placement
+        steps = whole[rec.name]
+        latency_s = np.array([s.emitted_s - s.to_s for s in steps])
+        assert latency_s.max() <= MAX_LATENCY_S, rec.name
+        assert {s.foot for s in steps} == ({"left"} if placement.one_leg else {None})
+        scores.append(score(rec, steps))
+    matched = sum(s.matched for s in scores)
+    assert sum(s.n_contacts for s in scores) > 100  # enough contacts for the figures to mean much
+    assert pooled_recall(scores) >= MIN_RECALL
+    assert matched / sum(s.n_detected for s in scores) >= MIN_PRECISION
+    gct_errors_ms = np.concatenate([s.gct_errors_ms for s in scores])
+    assert abs(gct_errors_ms.mean()) <= MAX_GCT_BIAS_MS
+    assert np.abs(gct_errors_ms).mean() <= MAX_GCT_MAE_MS
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("seed", [0, 1])
+def test_same_steps_whatever_the_blocks(
+    seed: int,
+    bach_running: list[Recording],
+    alcantara_running: list[Recording],
+    whole: dict[str, list[StepEvent]],
+) -> None:
+    rng = np.random.default_rng(seed)
+    for rec in bach_running + alcantara_running:
+        bounds = random_bounds(rng, len(rec.t_s), max_block=50, empty_fraction=0.0)
+        assert detect_one(rec, bounds=bounds) == whole[rec.name], rec.name
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("fixture", ["bach_running", "alcantara_running"])
+def test_empty_blocks_are_legal(
+    fixture: str, whole: dict[str, list[StepEvent]], request: pytest.FixtureRequest
+) -> None:
+    """Empty blocks, the very first one included, change nothing (house rule: they are legal)."""
+    rec: Recording = request.getfixturevalue(fixture)[0]
+    rng = np.random.default_rng(5)
+    bounds = random_bounds(rng, len(rec.t_s), max_block=50, empty_fraction=0.2)
+    assert detect_one(rec, bounds=[0, 0, *bounds[1:]]) == whole[rec.name]
+
+
+@pytest.mark.shared
+def test_orientation_free_on_real_shank_data(
+    bach_running: list[Recording], whole: dict[str, list[StepEvent]]
+) -> None:
+    rng = np.random.default_rng(11)
+    for name, transform in [
+        ("every axis flipped", -np.eye(3)),
+        ("upside down", UPSIDE_DOWN),
+        ("random rotation", random_rotation(rng)),
+        ("random rotation, upside down", random_rotation(rng) @ UPSIDE_DOWN),
+    ]:
+        scores = []
+        for rec in bach_running:
+            steps = detect_one(rec, acc_g=rec.acc_g @ transform.T)
+            reference = whole[rec.name]
+            assert len(steps) == len(reference), (name, rec.name)
+            ic_shift_s = np.array([s.ic_s for s in steps]) - [s.ic_s for s in reference]
+            assert np.abs(ic_shift_s).max() <= 1e-3, (name, rec.name)
+            scores.append(score(rec, steps))
+        assert pooled_recall(scores) >= MIN_RECALL, name
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("hole_s", [0.5, 0.12])
+def test_no_step_across_a_hole_in_the_data(hole_s: float, bach_running: list[Recording]) -> None:
+    """A hole opening mid-stance: the impact before it and the toe-off after it never pair up."""
+    rec = max(bach_running, key=lambda r: len(r.t_s))
+    n = len(rec.t_s)
+    true_ic_s = rec.contacts_s[len(rec.contacts_s) // 2, 0]
+    start = int(np.searchsorted(rec.t_s, true_ic_s + 0.06))  # just after the impact peak
+    lost = round(hole_s * rec.fs_hz)
+    keep = np.r_[0:start, start + lost : n]
+    before_s, after_s = float(rec.t_s[start - 1]), float(rec.t_s[start + lost])
+    steps = detect(rec.placement, rec.fs_hz, rec.t_s[keep][None], rec.acc_g[keep][None])[0]
+    for s in steps:  # [ic, to] never overlaps the hole (before_s, after_s)
+        assert s.to_s <= before_s or s.ic_s >= after_s, s
+    # Away from the hole, every contact is still found.
+    result = score(rec, steps, (Gap(before_s, after_s, lost),))
+    assert result.n_contacts >= 25
+    assert result.matched == result.n_contacts == result.n_detected
+
+
+@pytest.mark.shared
+def test_bank_equals_single_stream_detectors(bach_running: list[Recording]) -> None:
+    rec = bach_running[0]
+    rng = np.random.default_rng(2)
+    rotations = [np.eye(3), UPSIDE_DOWN, random_rotation(rng)]
+    acc = np.stack([rec.acc_g @ r.T for r in rotations])
+    t = np.tile(rec.t_s, (3, 1))
+    singles = [detect_one(rec, acc_g=a) for a in acc]
+    assert all(len(s) >= 15 for s in singles)
+    assert detect(rec.placement, rec.fs_hz, t, acc) == singles
+    bounds = random_bounds(rng, len(rec.t_s), max_block=40, empty_fraction=0.0)
+    assert detect(rec.placement, rec.fs_hz, t, acc, bounds) == singles
+
+
+@pytest.mark.parametrize("fs_hz", [0.0, 10.0, 19.9, 5000.0])
+def test_sample_rate_guard(fs_hz: float) -> None:
+    with pytest.raises(ValueError, match="sample rate"):
+        StepDetector(Placement.SHANK, fs_hz)
+
+
+def test_stationary_sensor_gives_no_steps() -> None:
+    """A sensor lying still (1 g, sensor noise) for 10 s: no contact is invented."""
+    rng = np.random.default_rng(0)
+    fs_hz, n = 200.0, 2000
+    t = (np.arange(n) / fs_hz)[None]
+    acc = (random_rotation(rng) @ np.array([0.0, 0.0, 1.0]))[None, None, :] + 0.01 * rng.normal(
+        size=(1, n, 3)
+    )
+    for placement in Placement:
+        monitor = QualityMonitor(1, fs_hz)
+        detector = StepDetector(placement, fs_hz)
+        acc_t = np.moveaxis(acc, 2, 1)
+        assert detector.process(t, acc_t, None, monitor.process(t, acc_t)) == [[]]

@@ -18,7 +18,7 @@ from dsp.events import Gap, Metrics, SignalQuality, StepEvent
 from dsp.samples import CadenceReading
 
 
-def cadence_from_ics(ic_s: Sequence[float], one_leg: bool) -> float | None:
+def cadence_from_ics(ic_s: Sequence[float] | np.ndarray, one_leg: bool) -> float | None:
     """Cadence in steps/min (both feet) from consecutive initial contacts of one sensor.
 
     ``60 / median(step interval)``, or ``120 / median(stride interval)`` for a one-leg sensor.

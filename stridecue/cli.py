@@ -1,0 +1,263 @@
+"""The `stridecue` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.progress import Progress
+from rich.table import Table
+
+from dsp.events import Event, Placement
+from dsp.plan import TEMPLATES, SessionPlan, template
+from dsp.session import Readiness
+from firmware_sim.impair import Impairments
+from stridecue.jsonl import event_line
+from stridecue.live import LiveView
+from stridecue.logfile import LogError, LogHeader, LogWriter
+from stridecue.runner import build_engine, run_session
+from stridecue.sources import RecordedSource, SimulatedSource, Source
+from stridecue.trials import TrialError, find_trials, truth_path_for, write_truth
+
+app = typer.Typer(
+    help="Real-time stride feedback: cadence, ground contact time and rep cues.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+TemplateOpt = Annotated[
+    str, typer.Option("--template", help=f"Session template: {', '.join(TEMPLATES)}.")
+]
+PlacementOpt = Annotated[str, typer.Option(help="Sensor placement: foot, shank or trunk.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the simulated athlete.")]
+WarmupOpt = Annotated[float | None, typer.Option(help="Warm-up duration (s).")]
+RepsOpt = Annotated[int | None, typer.Option(help="Number of reps.")]
+RepOpt = Annotated[float | None, typer.Option(help="Rep duration (s).")]
+RecoveryOpt = Annotated[float | None, typer.Option(help="Minimum recovery (s).")]
+CooldownOpt = Annotated[float | None, typer.Option(help="Cool-down duration (s).")]
+
+
+def _plan(
+    name: str,
+    warmup_s: float | None,
+    reps: int | None,
+    rep_s: float | None,
+    recovery_s: float | None,
+    cooldown_s: float | None,
+) -> SessionPlan:
+    try:
+        return template(name).with_overrides(
+            warmup_s=warmup_s,
+            reps=reps,
+            rep_s=rep_s,
+            min_recovery_s=recovery_s,
+            cooldown_s=cooldown_s,
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _placement(name: str) -> Placement:
+    try:
+        return Placement.parse(name)
+    except ValueError:
+        raise typer.BadParameter(f"unknown placement {name!r}: use foot, shank or trunk") from None
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"speed must be a number or 'max', got {text!r}") from None
+    if speed <= 0:
+        raise typer.BadParameter("speed must be > 0")
+    return speed
+
+
+def _live_run(
+    source: Source,
+    plan: SessionPlan | None,
+    readiness: Readiness,
+    title: str,
+    speed: float | None,
+    json_lines: bool,
+) -> None:
+    engine = build_engine(source, plan, readiness)
+    if json_lines:
+
+        def printer(events: Sequence[Event]) -> None:
+            for e in events:
+                sys.stdout.write(event_line(e) + "\n")
+
+        asyncio.run(run_session(source, engine, [printer], speed=speed))
+        return
+    view = LiveView(engine, title)
+    with Live(view, console=console, refresh_per_second=8, transient=False):
+        asyncio.run(run_session(source, engine, [view], speed=speed))
+
+
+@app.command()
+def demo(
+    speed: Annotated[str, typer.Option(help="Stream seconds per wall second, or 'max'.")] = "30",
+    template_name: TemplateOpt = "nrr",
+    placement: PlacementOpt = "foot",
+    seed: SeedOpt = 7,
+    warmup_s: WarmupOpt = None,
+    reps: RepsOpt = None,
+    rep_s: RepOpt = None,
+    recovery_s: RecoveryOpt = None,
+    cooldown_s: CooldownOpt = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """A simulated athlete runs a session closed-loop on the engine's cues, compressed in time."""
+    plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
+    pace = _speed(speed)
+    # A block every 20 ms of wall time: a sensor's packet rhythm, sped up with the session.
+    block_s = 1.0 if pace is None else 0.02 * max(1.0, pace)
+    source = SimulatedSource(plan, _placement(placement), seed=seed, block_s=block_s)
+    title = f"stridecue demo · simulated {placement} sensor · {plan.name} · ×{speed}"
+    _live_run(source, plan, Readiness(), title, pace, json_lines)
+
+
+@app.command()
+def simulate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .log to write.")],
+    template_name: TemplateOpt = "nrr",
+    placement: PlacementOpt = "foot",
+    seed: SeedOpt = 7,
+    rate_hz: Annotated[float, typer.Option(help="Sample rate (Hz).")] = 200.0,
+    impair: Annotated[
+        str, typer.Option(help="Impairments, e.g. 'noise=0.05,orientation,saturation=8,drop=0.01'.")
+    ] = "",
+    warmup_s: WarmupOpt = None,
+    reps: RepsOpt = None,
+    rep_s: RepOpt = None,
+    recovery_s: RecoveryOpt = None,
+    cooldown_s: CooldownOpt = None,
+) -> None:
+    """Write a simulated session (open loop) as a log, and its ground truth beside it."""
+    plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
+    try:
+        impairments = Impairments.from_spec(impair)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    where = _placement(placement)
+    source = SimulatedSource(
+        plan,
+        where,
+        seed=seed,
+        fs_hz=rate_hz,
+        impairments=impairments,
+        closed_loop=False,
+        block_s=1.0,
+    )
+    header = LogHeader(
+        device="firmware_sim",
+        placement=where.value,
+        sample_rate_hz=rate_hz,
+        start_time=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        extra={"seed": seed, "template": plan.name, "impairments": impairments.to_dict()},
+    )
+    output.unlink(missing_ok=True)
+    with LogWriter(output, header) as writer:
+        for block in source:
+            writer.write(block)
+    truth = source.athlete.truth().to_json_dict(plan.name)
+    write_truth(truth_path_for(output), truth)
+    err.print(
+        f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {truth_path_for(output).name}: "
+        f"{len(truth['contacts_s'])} contacts, {len(truth['reps_s'])} reps"
+    )
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="A .log recording or a running-truth .csv.")],
+    speed: Annotated[str, typer.Option(help="1, 10, … or 'max'.")] = "max",
+    template_name: Annotated[
+        str | None, typer.Option("--template", help="Cued mode with this plan (default: auto).")
+    ] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+) -> None:
+    """Replay a recording through the engine: auto mode, or cued with --template."""
+    try:
+        source = RecordedSource.open(path)
+    except (LogError, TrialError) as e:
+        err.print(f"[red]cannot replay:[/red] {e}")
+        raise typer.Exit(2) from None
+    plan = template(template_name) if template_name else None
+    title = f"stridecue replay · {path.name} · {source.placement.value}"
+    _live_run(source, plan, Readiness(), title, _speed(speed), json_lines)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, dict):
+        return " / ".join(_fmt(v) for v in value.values())
+    return "–" if value is None else str(value)
+
+
+@app.command(name="eval")
+def evaluate(
+    paths: Annotated[list[Path], typer.Argument(help="Running-truth folders or simulated logs.")],
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
+) -> None:
+    """Accuracy against ground truth, per trial and per dataset."""
+    from stridecue.evaluate import evaluate_trial, finite, report
+
+    try:
+        trials = find_trials(paths)
+    except TrialError as e:
+        err.print(f"[red]nothing to evaluate:[/red] {e}")
+        raise typer.Exit(2) from None
+    results = []
+    with Progress(console=err, transient=True, disable=json_out) as progress:
+        task = progress.add_task("evaluating", total=len(trials))
+        for trial in trials:
+            results.append(evaluate_trial(trial))
+            progress.advance(task)
+    doc = finite(report(results))
+    if json_out:
+        sys.stdout.write(json.dumps(doc, indent=1) + "\n")
+        return
+    for section in ("trials", "datasets"):
+        table = Table(title=section, header_style="dim")
+        table.add_column("name")
+        all_keys = list(dict.fromkeys(k for v in doc[section].values() for k in v))
+        for k in all_keys:
+            table.add_column(k, justify="right")
+        for name, figures in doc[section].items():
+            table.add_row(name, *(_fmt(figures.get(k)) for k in all_keys))
+        console.print(table)
+
+
+@app.command()
+def bench(
+    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+) -> None:
+    """Speed and memory of the engine: offline replay, streaming many athletes, memory growth."""
+    from stridecue.bench import run_bench
+
+    figures = run_bench(progress=None if json_out else err)
+    if json_out:
+        sys.stdout.write(json.dumps(figures) + "\n")
+        return
+    table = Table(header_style="dim")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for k, v in figures.items():
+        table.add_row(k, _fmt(v))
+    console.print(table)

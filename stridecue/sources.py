@@ -1,0 +1,93 @@
+"""Where samples come from: a recorded log, a running-truth CSV, or the simulated athlete.
+
+Every source has the same small interface, so the session runner (and the tests) swap the source,
+never the code that consumes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from dsp.events import Cue, Placement
+from dsp.plan import SessionPlan
+from dsp.samples import CadenceReading, SampleBlock
+from firmware_sim.impair import Impairments
+from firmware_sim.runner import SimulatedAthlete
+from stridecue.logfile import LogHeader
+from stridecue.trials import open_source
+
+Reading = SampleBlock | CadenceReading
+
+
+class Source(Protocol):
+    """A stream of sample blocks (or cadence readings) from one sensor."""
+
+    placement: Placement
+    fs_hz: float | None  # None: a cadence-only sensor
+
+    def __iter__(self) -> Iterator[Reading]: ...
+
+    def on_cue(self, cue: Cue) -> None:
+        """A cue the runner hears (a closed-loop source reacts; others ignore it)."""
+
+
+@dataclass
+class RecordedSource:
+    """A ``.log`` recording or a running-truth ``.csv``, replayed in recorded order."""
+
+    path: Path
+    header: LogHeader
+    placement: Placement
+    fs_hz: float | None
+    _records: Iterator[object]
+
+    @classmethod
+    def open(cls, path: Path | str) -> RecordedSource:
+        header, records = open_source(path)
+        rate = header.sample_rate_hz
+        return cls(Path(path), header, Placement.parse(header.placement), rate or None, records)
+
+    def __iter__(self) -> Iterator[Reading]:
+        for record in self._records:
+            if isinstance(record, SampleBlock | CadenceReading):
+                yield record
+
+    def on_cue(self, cue: Cue) -> None:
+        """A recording cannot react."""
+
+
+class SimulatedSource:
+    """The simulated athlete, read in blocks of ``block_s`` until its session is done."""
+
+    def __init__(
+        self,
+        plan: SessionPlan,
+        placement: Placement,
+        *,
+        seed: int,
+        fs_hz: float = 200.0,
+        impairments: Impairments | None = None,
+        closed_loop: bool = True,
+        block_s: float = 0.02,
+    ) -> None:
+        self.placement = placement
+        self.fs_hz: float | None = fs_hz
+        self.block_s = block_s
+        self.athlete = SimulatedAthlete(
+            plan,
+            placement,
+            seed=seed,
+            fs_hz=fs_hz,
+            impairments=impairments,
+            closed_loop=closed_loop,
+        )
+
+    def __iter__(self) -> Iterator[Reading]:
+        while not self.athlete.done:
+            yield self.athlete.read(self.block_s)
+
+    def on_cue(self, cue: Cue) -> None:
+        self.athlete.on_cue(cue)

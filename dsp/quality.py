@@ -2,7 +2,10 @@
 
 A gap is an interval between consecutive samples longer than ``gap_periods`` nominal sample
 periods; jitter below that is tolerated. Samples are tagged with a segment number that increases
-at every gap, so later stages never pair landmarks across a hole (no invented steps).
+at every gap long enough to hold a whole contact (``split_s``), so later stages never pair
+landmarks across such a hole (no invented steps); across a shorter one (a lost packet or two)
+both landmarks of a contact can still be observed, and the detector instead refuses a landmark
+that a hole touches (the true extremum may have been in it).
 Saturation needs no knowledge of the sensor's range: a clipped axis sits at the same extreme
 value for consecutive samples, which a live signal of several g never does. A sample counts as
 saturated when an axis repeats its predecessor's value at or beyond ``saturation_min_g`` (so the
@@ -18,6 +21,8 @@ from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
+
+GAP_PERIODS = 2.5  # an inter-sample interval longer than this many nominal periods is a gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,8 @@ class QualityMonitor:
     ----------
     gap_periods : float
         An inter-sample interval longer than this many nominal periods is a gap.
+    split_s : float
+        A gap longer than this starts a new segment (no ground contact is shorter).
     saturation_min_g : float
         Only plateaus at or beyond this magnitude count as clipping.
     """
@@ -48,12 +55,14 @@ class QualityMonitor:
         self,
         n_streams: int,
         fs_hz: float,
-        gap_periods: float = 2.5,
+        gap_periods: float = GAP_PERIODS,
+        split_s: float = 0.1,
         saturation_min_g: float = 4.0,
     ) -> None:
         self.n_streams = n_streams
         self.fs_hz = fs_hz
         self.gap_s = gap_periods / fs_hz
+        self.split_s = max(split_s, self.gap_s)
         self.saturation_min_g = saturation_min_g
         self.reset()
 
@@ -72,7 +81,7 @@ class QualityMonitor:
         t_ext = np.concatenate([self._last_t[:, None], t_s], axis=1)
         dt = np.diff(t_ext, axis=1)
         is_gap = dt > self.gap_s  # NaN (stream start) compares False
-        segment = self._segment[:, None] + np.cumsum(is_gap, axis=1)
+        segment = self._segment[:, None] + np.cumsum(dt > self.split_s, axis=1)
         rows, idx = np.nonzero(is_gap)
         start = t_ext[rows, idx]
         end = t_ext[rows, idx + 1]

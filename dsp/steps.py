@@ -29,7 +29,7 @@ from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from dsp.axes import GravityAxis, PrincipalAxis
 from dsp.events import Placement, StepEvent
-from dsp.quality import QualityBlock
+from dsp.quality import GAP_PERIODS, QualityBlock
 from dsp.windows import RunningMin, SlidingExtremum
 
 FloatArray = NDArray[np.float64]
@@ -49,7 +49,7 @@ class LandmarkConfig:
     ic_min_g: float = 2.0  # shank: impact peak of |a|
     ic_on_jerk: bool = False  # foot: the impact is the peak of the jerk norm |Δa|/Δt instead
     ic_min_jerk_g_s: float = 150.0  # foot: impact peak of the jerk norm
-    ic_relative: float = 0.4  # ... and at least this fraction of the recent median impact
+    ic_relative: float = 0.25  # ... and at least this fraction of the recent median impact
     to_back_s: float = 0.10
     to_ahead_s: float = 0.08
     to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
@@ -222,8 +222,8 @@ class StepDetector:
         ext = self._hist.extend(
             t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
         )
-        ic_rows, ic_idx = self._ic.process(impact)
-        to_rows, to_idx = self._to.process(to_signal)
+        ic_rows, ic_idx = self._ic.process(impact, quality.segment)
+        to_rows, to_idx = self._to.process(to_signal, quality.segment)
         ic_ahead, to_ahead = self._ic.ahead, self._to.ahead
         # (decision index, kind 0 = IC | 1 = TO, row, landmark index): decision order is causal.
         cands = sorted(
@@ -238,9 +238,14 @@ class StepDetector:
         )
         out: list[list[StepEvent]] = [[] for _ in range(self.n_streams)]
         col = self._hist.column
+        gap_s = GAP_PERIODS / self.fs_hz
         for decided, kind, row, i in cands:
             st = self._states[row]
             j = col(i)
+            # A hole in the data next to a landmark may have held the true extremum.
+            span = ext["t"][row, max(0, 2 * j - col(decided)) : col(decided) + 1]
+            if span.size > 1 and np.max(np.diff(span)) > gap_s:
+                continue
             t_i, seg = float(ext["t"][row, j]), int(ext["seg"][row, j])
             if kind == 0:
                 # The impact in g: the largest |a| within the confirmation span of the landmark.
@@ -363,7 +368,7 @@ class StepDetector:
             strict=True,
         ):
             seg = int(ext["seg"][row, k])
-            if int(ext["seg"][row, k - 1]) != seg:
+            if ext["t"][row, k] - ext["t"][row, k - 1] > GAP_PERIODS / self.fs_hz:
                 continue  # a crossing across a gap is no landmark
             st = self._states[row]
             if kind == 1:

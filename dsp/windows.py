@@ -14,6 +14,9 @@ from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 FloatArray = NDArray[np.float64]
 
+# Added per segment number, it exceeds any signal range, so segments compare as walls.
+_SEGMENT_WALL = 1e7
+
 
 def _backward_max(x: FloatArray, size: int) -> FloatArray:
     """``out[..., p] = max(x[..., p - size : p])`` for ``p >= size`` (garbage before)."""
@@ -65,13 +68,20 @@ class SlidingExtremum:
         self._pending = 0
         self._next_index = 0  # absolute index of the first undecided sample
 
-    def process(self, x: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    def process(
+        self, x: FloatArray, segment: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """Feed ``x`` (n_streams, n); return ``(rows, indices)`` of the newly decided extrema.
 
         ``indices`` are absolute sample indices since the last :meth:`reset`, in increasing order
-        within each row.
+        within each row. With ``segment`` (non-decreasing per stream, e.g. numbering the stretches
+        between holes in the data), windows do not reach across segments: an earlier segment's
+        samples cannot beat ``x[k]``, and a later segment's samples in the look-ahead veto it.
         """
-        ext = np.concatenate([self._hist, self.sign * x], axis=1)
+        values = self.sign * x
+        if segment is not None:
+            values = values + _SEGMENT_WALL * segment
+        ext = np.concatenate([self._hist, values], axis=1)
         first = self._hist.shape[1] - self._pending  # position of the first undecided sample
         last = ext.shape[1] - self.ahead  # positions < last have their full look-ahead
         rows = np.empty(0, dtype=np.intp)

@@ -9,8 +9,9 @@
 - ``stream_block_p99_ms``: one athlete's :class:`~dsp.engine.StrideEngine` fed 20 ms blocks:
   the 99th percentile of the wall time to process a block. ``bank_block_p99_ms`` is the same for
   one call of the whole bank.
-- ``memory_growth_mb``: traced Python memory (tracemalloc) held by a running engine after 60
-  stream minutes minus after 10 (events are discarded as they come, as the live runner does).
+- ``memory_growth_mb``: traced Python memory (tracemalloc) held by a running engine at the end
+  of the session minus after its first sixth (60 and 10 minutes by default; events are
+  discarded as they come, as the live runner does).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dsp.events import Placement
 from dsp.plan import SessionPlan, template
 from dsp.samples import SampleBlock
 from firmware_sim.runner import SimulatedAthlete
-from stridecue.logfile import LogHeader, LogReader, LogWriter
+from stridecue.logfile import LogHeader, LogReader, LogWriter, utc_now
 
 FS_HZ = 200.0
 BLOCK_S = 0.02
@@ -58,7 +59,9 @@ def _simulated_blocks(seconds: float, seed: int, block_s: float) -> Iterator[Sam
 
 
 def _write_session_log(path: Path, minutes: float) -> float:
-    header = LogHeader(device="firmware_sim", placement="foot", sample_rate_hz=FS_HZ, start_time="")
+    header = LogHeader(
+        device="firmware_sim", placement="foot", sample_rate_hz=FS_HZ, start_time=utc_now()
+    )
     span = 0.0
     with LogWriter(path, header) as writer:
         for block in _simulated_blocks(minutes * 60.0, seed=1, block_s=10.0):
@@ -123,11 +126,11 @@ def single_stream(seconds: float) -> tuple[float, float]:
     return cpu * 1000.0 / seconds, float(np.percentile(calls, 99) * 1000.0)
 
 
-def memory_growth(log: Path) -> tuple[float, float]:
-    """Traced MB held by a running engine after 10 and after 60 stream minutes of ``log``."""
+def memory_growth(log: Path, stream_s: float) -> tuple[float, float]:
+    """Traced MB held by a running engine after the first sixth of ``log`` and at its end."""
     reader = LogReader(log)
     engine = StrideEngine(Placement(reader.header.placement), reader.header.sample_rate_hz)
-    marks: dict[int, float] = {}
+    early: float | None = None
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -136,13 +139,12 @@ def memory_growth(log: Path) -> tuple[float, float]:
                 continue
             for start in range(0, len(record), round(FS_HZ)):  # 1 s blocks
                 engine.process(record.slice(start, start + round(FS_HZ)))
-            minute = int(record.t_s[-1] // 60)
-            for mark in (10, 60):
-                if minute >= mark and mark not in marks:
-                    marks[mark] = (tracemalloc.get_traced_memory()[0] - base) / 1e6
+            if early is None and record.t_s[-1] >= stream_s / 6:
+                early = (tracemalloc.get_traced_memory()[0] - base) / 1e6
+        end = (tracemalloc.get_traced_memory()[0] - base) / 1e6
     finally:
         tracemalloc.stop()
-    return marks.get(10, float("nan")), marks.get(60, float("nan"))
+    return (end if early is None else early), end
 
 
 def run_bench(
@@ -169,7 +171,7 @@ def run_bench(
         say("offline replay…")
         replay = statistics.median(median_of(lambda: replay_x_realtime(log, stream_s)))
         say("memory over the session…")
-        mem10, mem60 = memory_growth(log)
+        mem_early, mem_end = memory_growth(log, stream_s)
     say(f"streaming {athletes} athletes in one bank, 20 ms blocks…")
     bank = median_of(lambda: stream_bank(athletes, stream_seconds))
     say("streaming one athlete, 20 ms blocks…")
@@ -184,8 +186,8 @@ def run_bench(
         "bank_block_p99_ms": round(statistics.median(b[1] for b in bank), 3),
         "single_stream_cpu_ms_per_stream_s": round(statistics.median(s[0] for s in single), 4),
         "stream_block_p99_ms": round(statistics.median(s[1] for s in single), 4),
-        "memory_10min_mb": round(mem10, 3),
-        "memory_60min_mb": round(mem60, 3),
-        "memory_growth_mb": round(mem60 - mem10, 3),
+        "memory_first_sixth_mb": round(mem_early, 3),
+        "memory_end_mb": round(mem_end, 3),
+        "memory_growth_mb": round(mem_end - mem_early, 3),
         "repeats": repeats,
     }

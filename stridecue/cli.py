@@ -6,7 +6,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +21,7 @@ from dsp.session import Readiness
 from firmware_sim.impair import Impairments
 from stridecue.jsonl import event_line
 from stridecue.live import LiveView
-from stridecue.logfile import LogError, LogHeader, LogWriter
+from stridecue.logfile import LogError, LogHeader, LogWriter, utc_now
 from stridecue.runner import build_engine, run_session
 from stridecue.sources import RecordedSource, SimulatedSource, Source
 from stridecue.trials import TrialError, find_trials, truth_path_for, write_truth
@@ -167,7 +166,7 @@ def simulate(
         device="firmware_sim",
         placement=where.value,
         sample_rate_hz=rate_hz,
-        start_time=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        start_time=utc_now(),
         extra={"seed": seed, "template": plan.name, "impairments": impairments.to_dict()},
     )
     output.unlink(missing_ok=True)
@@ -233,7 +232,7 @@ def evaluate(
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
-    for section in ("trials", "datasets"):
+    for section in ("trials", "placements", "datasets"):
         table = Table(title=section, header_style="dim")
         table.add_column("name")
         all_keys = list(dict.fromkeys(k for v in doc[section].values() for k in v))
@@ -247,11 +246,21 @@ def evaluate(
 @app.command()
 def bench(
     json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+    minutes: Annotated[float, typer.Option(help="Length of the replayed session.")] = 60.0,
+    athletes: Annotated[int, typer.Option(help="Athletes streamed together.")] = 500,
+    stream_s: Annotated[float, typer.Option(help="Stream seconds per streaming run.")] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Runs per figure (the median is kept).")] = 3,
 ) -> None:
     """Speed and memory of the engine: offline replay, streaming many athletes, memory growth."""
     from stridecue.bench import run_bench
 
-    figures = run_bench(progress=None if json_out else err)
+    figures = run_bench(
+        minutes=minutes,
+        athletes=athletes,
+        stream_seconds=stream_s,
+        repeats=repeats,
+        progress=None if json_out else err,
+    )
     if json_out:
         sys.stdout.write(json.dumps(figures) + "\n")
         return

@@ -7,8 +7,10 @@ Protocol (the same for real and simulated trials):
 - Left out: true "contacts" shorter than 60 ms (force-threshold glitches: no foot touches the
   ground that briefly); contacts in the trial's first 1.0 s; contacts whose toe-off lies within
   the engine's 150 ms latency bound of the recording's end (a causal detector cannot have
-  confirmed them yet); contacts within a hole in the data (a reported gap). A detection is left
-  out with the true contact it matches, or, unmatched, by the same time rules.
+  confirmed them yet); contacts that a hole in the data (a reported gap) touches, from 100 ms
+  before IC to 100 ms after TO (the landmarks' confirmation spans: the detector refuses a
+  landmark next to a hole). A detection is left out with the true contact it matches, or,
+  unmatched, by the same time rules.
 - For a one-leg truth (shank, foot) only the sensor leg's detections count.
 - Cadence error per trial: cadence from the median detected step interval (120 / median stride
   interval for a one-leg sensor) against the same from the truth.
@@ -37,6 +39,7 @@ GLITCH_S = 0.060
 SKIP_START_S = 1.0
 LATENCY_BOUND_S = 0.150
 REP_BOUNDARY_GUARD_S = 3.0
+GAP_GUARD_S = 0.100
 STREAM_WINDOW_STEPS = 7
 
 
@@ -67,6 +70,7 @@ class TrialResult:
     name: str
     dataset: str
     activity: str
+    placement: str
     contacts: ContactScore
     stream_cadence_errors_spm: tuple[float, ...] = ()
     reps: RepScore | None = None
@@ -111,7 +115,7 @@ def _match(detected_ic: np.ndarray, true_ic: np.ndarray, tol_s: float) -> list[t
 def _in_gaps(ic: np.ndarray, to: np.ndarray, gaps: Sequence[Gap]) -> np.ndarray:
     out = np.zeros(len(ic), dtype=bool)
     for g in gaps:
-        out |= (to + LATENCY_BOUND_S > g.start_s) & (ic - 0.5 < g.end_s)
+        out |= (to + GAP_GUARD_S > g.start_s) & (ic - GAP_GUARD_S < g.end_s)
     return out
 
 
@@ -236,7 +240,14 @@ def evaluate_trial(trial: Trial, events: Sequence[Event] | None = None) -> Trial
         reps = score_reps([e for e in events if isinstance(e, RepSummary)], reps_s)
         stream = tuple(stream_cadence_errors(events, trial.contacts_s, reps_s, one_leg=one_leg))
     return TrialResult(
-        trial.name, trial.dataset, trial.activity, contacts, stream, reps, tuple(events)
+        trial.name,
+        trial.dataset,
+        trial.activity,
+        Placement.parse(trial.placement).value,
+        contacts,
+        stream,
+        reps,
+        tuple(events),
     )
 
 
@@ -291,13 +302,16 @@ def summarize(results: Sequence[TrialResult]) -> dict[str, Any]:
 
 
 def report(results: Sequence[TrialResult]) -> dict[str, Any]:
-    """``{"trials": {name: figures}, "datasets": {"DATASET/ACTIVITY": figures}}``."""
-    groups: dict[str, list[TrialResult]] = {}
+    """Figures per trial, per ``DATASET/ACTIVITY`` and per ``DATASET/ACTIVITY/PLACEMENT``."""
+    datasets: dict[str, list[TrialResult]] = {}
+    placements: dict[str, list[TrialResult]] = {}
     for r in results:
-        groups.setdefault(f"{r.dataset}/{r.activity}", []).append(r)
+        datasets.setdefault(f"{r.dataset}/{r.activity}", []).append(r)
+        placements.setdefault(f"{r.dataset}/{r.activity}/{r.placement}", []).append(r)
     return {
         "trials": {r.name: summarize([r]) for r in results},
-        "datasets": {key: summarize(group) for key, group in sorted(groups.items())},
+        "datasets": {key: summarize(group) for key, group in sorted(datasets.items())},
+        "placements": {key: summarize(group) for key, group in sorted(placements.items())},
     }
 
 

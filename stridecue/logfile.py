@@ -21,7 +21,7 @@ import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +77,11 @@ class LogFormatError(LogError):
 
 def _default_units() -> dict[str, str]:
     return {"t": "s", "acc": "g", "gyro": "deg/s"}
+
+
+def utc_now() -> str:
+    """The current time as a header's ``start_time``: ISO 8601 UTC to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,3 +133,26 @@ def test_running_min_matches_reference_whatever_the_blocks(
         for out, (a, b) in zip(blocks, itertools.pairwise(bounds), strict=True)
     )
     assert np.array_equal(np.concatenate(blocks, axis=1), expected)
+
+
+def test_segments_are_walls_for_the_windows() -> None:
+    # A big peak just before a hole must not hide the first, smaller peak after it.
+    x = np.full((1, 40), -1.0)
+    x[0, 6] = 9.0  # segment 0, confirmed before the hole
+    x[0, 14] = 3.0  # segment 1, within `back` (8) samples of the big peak
+    segment = np.r_[np.zeros(12, dtype=np.int64), np.ones(28, dtype=np.int64)][None]
+
+    def peaks(found: tuple[NDArray[np.intp], NDArray[np.intp]], signal: FloatArray) -> list[int]:
+        return [int(i) for i in found[1] if signal[0, i] > 0]
+
+    assert peaks(SlidingExtremum(1, back=8, ahead=3).process(x, segment), x) == [6, 14]
+    assert peaks(SlidingExtremum(1, back=8, ahead=3).process(x), x) == [6]  # without walls
+    # A peak whose look-ahead reaches into the next segment is not decided as one.
+    y = np.full((1, 40), -1.0)
+    y[0, 11] = 5.0
+    assert peaks(SlidingExtremum(1, back=8, ahead=3).process(y, segment), y) == []
+    # Walls do not depend on the block boundaries.
+    picker = SlidingExtremum(1, back=8, ahead=3)
+    bounds = [(0, 11), (11, 13), (13, 40)]
+    idx = np.concatenate([picker.process(x[:, a:b], segment[:, a:b])[1] for a, b in bounds])
+    assert [int(i) for i in idx if x[0, i] > 0] == [6, 14]

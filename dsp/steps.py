@@ -47,8 +47,12 @@ class LandmarkConfig:
     ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
     ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
     ic_min_g: float = 2.0  # shank: impact peak of |a|
-    ic_on_jerk: bool = False  # foot: the impact is the peak of the jerk norm |Δa|/Δt instead
-    ic_min_jerk_g_s: float = 150.0  # foot: impact peak of the jerk norm
+    stance_anchored: bool = False  # foot: the IC is found back from the start of quiet stance
+    quiet_gyro_dps: float = 60.0  # foot: quiet stance is |ω| below this (with a gyroscope) ...
+    quiet_acc_g: float = 0.3  # ... and |a| within this of 1 g ...
+    quiet_min_s: float = 0.04  # ... for at least this long (with a gyroscope)
+    quiet_min_acc_only_s: float = 0.10  # ... without one: calm |a| alone needs longer
+    impact_window_s: float = 0.12  # foot: the impact is the sharpest change this far before it
     ic_relative: float = 0.25  # ... and at least this fraction of the recent median impact
     to_back_s: float = 0.10
     to_ahead_s: float = 0.08
@@ -64,7 +68,9 @@ class LandmarkConfig:
 
 CONFIGS: dict[Placement, LandmarkConfig] = {
     Placement.SHANK: LandmarkConfig(ic_lag_s=0.030, to_lag_s=0.020),
-    Placement.FOOT: LandmarkConfig(ic_lag_s=0.005, to_lag_s=0.0, ic_on_jerk=True),
+    Placement.FOOT: LandmarkConfig(
+        ic_lag_s=0.005, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
+    ),
     Placement.TRUNK: LandmarkConfig(
         ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12
     ),
@@ -175,6 +181,15 @@ class StepDetector:
             self._axis = GravityAxis(self.fs_hz)
             self._last_acc = np.full((s, 3), np.nan)
             self._last_t = np.full(s, np.nan)
+            # Samples of calm that make a stance, with and without a gyroscope.
+            self._quiet_spans = {
+                True: self._samples(c.quiet_min_s),
+                False: self._samples(c.quiet_min_acc_only_s),
+            }
+            self._quiet = {  # not quiet before the stream's first sample
+                gyro: RunningMin(s, span + 1, fill=0.0) for gyro, span in self._quiet_spans.items()
+            }
+            self._was_quiet = np.zeros(s, dtype=bool)
             self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
             self._to = SlidingExtremum(
                 s,
@@ -211,28 +226,34 @@ class StepDetector:
     ) -> list[list[StepEvent]]:
         c = self.config
         norm = np.sqrt(np.einsum("sin,sin->sn", acc_g, acc_g))
-        impact = self._jerk(t_s, acc_g) if c.ic_on_jerk else norm
-        self._to_on_norm = gyro_dps is None
+        gyro_norm = (
+            None if gyro_dps is None else np.sqrt(np.einsum("sin,sin->sn", gyro_dps, gyro_dps))
+        )
+        self._to_on_norm = gyro_norm is None
         if self.placement is Placement.SHANK:
+            impact = norm
             to_signal = self._axis.process(acc_g)
-        elif gyro_dps is not None:
-            to_signal = np.sqrt(np.einsum("sin,sin->sn", gyro_dps, gyro_dps))
+            ic_rows, ic_idx = self._ic.process(impact, quality.segment)
+            ic_decided = ic_idx + self._ic.ahead
         else:
-            to_signal = norm
+            impact = self._jerk(t_s, acc_g)
+            to_signal = norm if gyro_norm is None else gyro_norm
+            ic_rows, ic_decided = self._stance_starts(norm, gyro_norm)
+            ic_idx = ic_decided - self._quiet_spans[gyro_norm is not None]
         ext = self._hist.extend(
             t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
         )
-        ic_rows, ic_idx = self._ic.process(impact, quality.segment)
         to_rows, to_idx = self._to.process(to_signal, quality.segment)
-        ic_ahead, to_ahead = self._ic.ahead, self._to.ahead
         # (decision index, kind 0 = IC | 1 = TO, row, landmark index): decision order is causal.
         cands = sorted(
             [
-                (i + ic_ahead, 0, r, i)
-                for r, i in zip(ic_rows.tolist(), ic_idx.tolist(), strict=True)
+                (d, 0, r, i)
+                for r, i, d in zip(
+                    ic_rows.tolist(), ic_idx.tolist(), ic_decided.tolist(), strict=True
+                )
             ]
             + [
-                (i + to_ahead, 1, r, i)
+                (i + self._to.ahead, 1, r, i)
                 for r, i in zip(to_rows.tolist(), to_idx.tolist(), strict=True)
             ]
         )
@@ -242,6 +263,12 @@ class StepDetector:
         for decided, kind, row, i in cands:
             st = self._states[row]
             j = col(i)
+            if kind == 0 and c.stance_anchored:
+                # The impact: the sharpest change of acceleration just before stance went quiet.
+                lo = max(0, j - self._samples(c.impact_window_s))
+                window = ext["x"][row, lo : j + 1]  # NaN before the stream's first sample
+                j = lo + int(np.argmax(np.where(np.isnan(window), -np.inf, window)))
+                i = j + self._hist.ext_base
             # A hole in the data next to a landmark may have held the true extremum.
             span = ext["t"][row, max(0, 2 * j - col(decided)) : col(decided) + 1]
             if span.size > 1 and np.max(np.diff(span)) > gap_s:
@@ -268,6 +295,25 @@ class StepDetector:
             out[row].append(self._emit(st, ic, to, float(ext["t"][row, col(decided)])))
         return out
 
+    def _stance_starts(
+        self, norm: FloatArray, gyro_norm: FloatArray | None
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        """(rows, absolute indices) of the samples that complete a quiet stance.
+
+        The stance began ``self._quiet_spans[with gyro]`` samples before each of them.
+        """
+        c = self.config
+        # Stance: the foot is still (|a| ≈ 1 g) and not rotating. Either alone is not enough: at
+        # the end of swing the pitch rate crosses zero slowly while the foot still decelerates.
+        calm = np.abs(norm - 1.0) < c.quiet_acc_g
+        if gyro_norm is not None:
+            calm &= gyro_norm < c.quiet_gyro_dps
+        quiet = self._quiet[gyro_norm is not None].process(calm.astype(float)) > 0.5
+        before = np.concatenate([self._was_quiet[:, None], quiet[:, :-1]], axis=1)
+        self._was_quiet = quiet[:, -1].copy()
+        rows, cols = np.nonzero(quiet & ~before)
+        return rows, cols + self._hist.next
+
     def _jerk(self, t_s: FloatArray, acc_g: FloatArray) -> FloatArray:
         """Norm of the first difference of acceleration over time, g/s: sharp at an impact,
         small in the smooth (if large) accelerations of swing."""
@@ -287,8 +333,7 @@ class StepDetector:
 
     def _on_impact(self, st: _StreamState, cand: _Pending) -> None:
         c = self.config
-        least = c.ic_min_jerk_g_s if c.ic_on_jerk else c.ic_min_g
-        floor = max(least, c.ic_relative * median(st.peaks)) if st.peaks else least
+        floor = max(c.ic_min_g, c.ic_relative * median(st.peaks)) if st.peaks else c.ic_min_g
         if cand.value < floor:
             return
         p = st.pending
@@ -311,7 +356,8 @@ class StepDetector:
             st.intervals.append(interval)
         elif p.segment == st.last_ic_segment:
             st.intervals.append(p.t_s - st.last_ic_s)
-        strength = min(1.0, p.value / median(st.peaks)) if st.peaks else 1.0
+        typical = median(st.peaks) if st.peaks else 0.0
+        strength = min(1.0, p.value / typical) if typical > 0 else 1.0
         st.peaks.append(p.value)
         st.last_ic_s, st.last_ic_segment = p.t_s, p.segment
         st.pending = None

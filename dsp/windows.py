@@ -101,17 +101,21 @@ class SlidingExtremum:
 
 
 class RunningMin:
-    """``out[k] = min(x[k - span + 1 .. k])`` per stream, causal and chunk-invariant."""
+    """``out[k] = min(x[k - span + 1 .. k])`` per stream, causal and chunk-invariant.
 
-    def __init__(self, n_streams: int, span: int) -> None:
+    Samples before the stream's first read as ``fill``.
+    """
+
+    def __init__(self, n_streams: int, span: int, fill: float = np.inf) -> None:
         if span < 1:
             raise ValueError(f"span must be >= 1 sample, got {span}")
         self.n_streams = n_streams
         self.span = span
+        self.fill = fill
         self.reset()
 
     def reset(self) -> None:
-        self._hist = np.full((self.n_streams, self.span - 1), np.inf)
+        self._hist = np.full((self.n_streams, self.span - 1), self.fill)
 
     def process(self, x: FloatArray) -> FloatArray:
         """``x`` (n_streams, n) → running minimum (n_streams, n)."""

@@ -196,7 +196,10 @@ def replay(
     except (LogError, TrialError) as e:
         err.print(f"[red]cannot replay:[/red] {e}")
         raise typer.Exit(2) from None
-    plan = template(template_name) if template_name else None
+    try:
+        plan = template(template_name) if template_name else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--template") from None
     title = f"stridecue replay · {path.name} · {source.placement.value}"
     _live_run(source, plan, Readiness(), title, _speed(speed), json_lines)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict
+from enum import Enum
 from typing import Any
 
 from dsp.events import Cue, Event, Gap, Metrics, RepSummary, StepEvent
@@ -23,6 +24,8 @@ _TYPES: dict[type, str] = {
 
 
 def _clean(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, float):
         return round(value, 6) if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -33,7 +36,7 @@ def _clean(value: Any) -> Any:
 def event_dict(event: Event) -> dict[str, Any]:
     """``{"type": ..., **fields}``; enums become their values, floats are rounded to 1e-6."""
     out: dict[str, Any] = {"type": _TYPES[type(event)]}
-    out.update(_clean(asdict(event)))
+    out.update({k: _clean(v) for k, v in asdict(event).items()})
     return out
 
 

@@ -58,6 +58,14 @@ def build_engine(
     )
 
 
+def _deliver(events: Sequence[Event], source: Source, sinks: Sequence[Sink]) -> None:
+    for event in events:
+        if isinstance(event, Cue):
+            source.on_cue(event)
+    for sink in sinks:
+        sink(events)
+
+
 async def run_session(
     source: Source, engine: StrideEngine, sinks: Sequence[Sink], *, speed: float | None = None
 ) -> RunStats:
@@ -83,14 +91,9 @@ async def run_session(
         last = t_end
         blocks += 1
         n_events += len(events)
-        for event in events:
-            if isinstance(event, Cue):
-                source.on_cue(event)
-        for sink in sinks:
-            sink(events)
+        _deliver(events, source, sinks)
         await pacer.wait_until(t_end)
     tail = engine.finish()
-    for sink in sinks:
-        sink(tail)
+    _deliver(tail, source, sinks)
     span = 0.0 if first is None or last is None else last - first
     return RunStats(blocks, samples, span, n_events + len(tail))

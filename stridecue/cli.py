@@ -19,6 +19,7 @@ from dsp.events import Event, Placement
 from dsp.plan import TEMPLATES, SessionPlan, template
 from dsp.session import Readiness
 from firmware_sim.impair import Impairments
+from firmware_sim.runner import SimulatedAthlete
 from stridecue.jsonl import event_line
 from stridecue.live import LiveView
 from stridecue.logfile import LogError, LogHeader, LogWriter, utc_now
@@ -125,7 +126,8 @@ def demo(
     pace = _speed(speed)
     # A block every 20 ms of wall time: a sensor's packet rhythm, sped up with the session.
     block_s = 1.0 if pace is None else 0.02 * max(1.0, pace)
-    source = SimulatedSource(plan, _placement(placement), seed=seed, block_s=block_s)
+    athlete = SimulatedAthlete(plan, _placement(placement), seed=seed, closed_loop=True)
+    source = SimulatedSource(athlete, block_s=block_s)
     title = f"stridecue demo · simulated {placement} sensor · {plan.name} · ×{speed}"
     _live_run(source, plan, Readiness(), title, pace, json_lines)
 
@@ -153,15 +155,8 @@ def simulate(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     where = _placement(placement)
-    source = SimulatedSource(
-        plan,
-        where,
-        seed=seed,
-        fs_hz=rate_hz,
-        impairments=impairments,
-        closed_loop=False,
-        block_s=1.0,
-    )
+    athlete = SimulatedAthlete(plan, where, seed=seed, fs_hz=rate_hz, impairments=impairments)
+    source = SimulatedSource(athlete, block_s=1.0)
     header = LogHeader(
         device="firmware_sim",
         placement=where.value,

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from dsp.events import Cue, Placement
-from dsp.plan import SessionPlan
 from dsp.samples import CadenceReading, SampleBlock
-from firmware_sim.impair import Impairments
 from firmware_sim.runner import SimulatedAthlete
 from stridecue.logfile import LogHeader
 from stridecue.trials import open_source
@@ -60,30 +58,13 @@ class RecordedSource:
 
 
 class SimulatedSource:
-    """The simulated athlete, read in blocks of ``block_s`` until its session is done."""
+    """A simulated athlete (closed- or open-loop), read in blocks of ``block_s`` until done."""
 
-    def __init__(
-        self,
-        plan: SessionPlan,
-        placement: Placement,
-        *,
-        seed: int,
-        fs_hz: float = 200.0,
-        impairments: Impairments | None = None,
-        closed_loop: bool = True,
-        block_s: float = 0.02,
-    ) -> None:
-        self.placement = placement
-        self.fs_hz: float | None = fs_hz
+    def __init__(self, athlete: SimulatedAthlete, *, block_s: float = 0.02) -> None:
+        self.athlete = athlete
+        self.placement = athlete.placement
+        self.fs_hz: float | None = athlete.fs_hz
         self.block_s = block_s
-        self.athlete = SimulatedAthlete(
-            plan,
-            placement,
-            seed=seed,
-            fs_hz=fs_hz,
-            impairments=impairments,
-            closed_loop=closed_loop,
-        )
 
     def __iter__(self) -> Iterator[Reading]:
         while not self.athlete.done:

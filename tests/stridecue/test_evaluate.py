@@ -12,6 +12,7 @@ from dsp.events import Gap, Placement, RepSummary, StepEvent
 from dsp.plan import template
 from dsp.samples import SampleBlock
 from firmware_sim.impair import Impairments
+from firmware_sim.runner import SimulatedAthlete
 from stridecue.evaluate import evaluate_trial, score_contacts, score_reps
 from stridecue.logfile import LogHeader, LogWriter
 from stridecue.sources import SimulatedSource
@@ -188,15 +189,8 @@ def simulated_trial(
     ``gyro=False`` drops the angular rate: an accelerometer-only footpod.
     """
     impairments = Impairments.from_spec(impair)
-    source = SimulatedSource(
-        PLAN,
-        placement,
-        seed=seed,
-        fs_hz=fs_hz,
-        impairments=impairments,
-        closed_loop=False,
-        block_s=10.0,
-    )
+    athlete = SimulatedAthlete(PLAN, placement, seed=seed, fs_hz=fs_hz, impairments=impairments)
+    source = SimulatedSource(athlete, block_s=10.0)
     path = directory / "run.log"
     header = LogHeader("firmware_sim", placement.value, fs_hz, "2024-05-01T06:30:00Z")
     with LogWriter(path, header) as writer:

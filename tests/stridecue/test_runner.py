@@ -44,23 +44,6 @@ class ListSource:
         self.cues.append(cue)
 
 
-class AthleteSource:
-    """A closed-loop source around a ``SimulatedAthlete`` built by the test (any profile)."""
-
-    def __init__(self, athlete: SimulatedAthlete, block_s: float) -> None:
-        self.athlete = athlete
-        self.placement = athlete.placement
-        self.fs_hz: float | None = athlete.fs_hz
-        self.block_s = block_s
-
-    def __iter__(self) -> Iterator[Reading]:
-        while not self.athlete.done:
-            yield self.athlete.read(self.block_s)
-
-    def on_cue(self, cue: Cue) -> None:
-        self.athlete.on_cue(cue)
-
-
 class Collector:
     """A sink keeping every batch it receives."""
 
@@ -83,7 +66,7 @@ def cues(events: Sequence[Event], kind: CueKind | None = None) -> list[Cue]:
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Trial:
     """A short open-loop session written as a log with its truth (``stridecue simulate``)."""
     path = tmp_path_factory.mktemp("runner") / "run.log"
-    source = SimulatedSource(PLAN, Placement.FOOT, seed=11, closed_loop=False, block_s=1.0)
+    source = SimulatedSource(SimulatedAthlete(PLAN, Placement.FOOT, seed=11), block_s=1.0)
     with LogWriter(path, LogHeader("firmware_sim", "foot", 200.0, "2024-05-01T06:30:00Z")) as w:
         for block in source:
             w.write(block)
@@ -136,7 +119,8 @@ def test_every_cue_goes_back_to_the_source(recorded: Trial) -> None:
 
 def test_simulated_source_closes_the_loop() -> None:
     # Blocks shorter than the reaction delay (0.3-0.8 s): the athlete hears each cue in time.
-    source = SimulatedSource(PLAN, Placement.FOOT, seed=3, block_s=0.2)
+    athlete = SimulatedAthlete(PLAN, Placement.FOOT, seed=3, closed_loop=True)
+    source = SimulatedSource(athlete, block_s=0.2)
     sink = Collector()
     asyncio.run(run_session(source, build_engine(source, PLAN), [sink]))
     events = sink.events
@@ -211,7 +195,7 @@ def test_a_fatiguing_runner_gets_the_set_stopped_early() -> None:
     plan = PLAN.with_overrides(reps=6)
     profile = AthleteProfile.draw(1, fatiguing=True, fatigue_onset_rep=3)
     athlete = SimulatedAthlete(plan, Placement.FOOT, seed=1, closed_loop=True, profile=profile)
-    source = AthleteSource(athlete, block_s=0.2)
+    source = SimulatedSource(athlete, block_s=0.2)
     sink = Collector()
     asyncio.run(run_session(source, build_engine(source, plan), [sink]))
     events = sink.events

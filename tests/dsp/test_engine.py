@@ -204,3 +204,19 @@ def test_foot_events_do_not_depend_on_block_boundaries(with_gyro: bool) -> None:
     rng = np.random.default_rng(9)
     assert run(random_bounds(rng, len(block), 40)) == whole
     assert run(random_bounds(rng, len(block), 3)) == whole
+
+
+@pytest.mark.parametrize("placement", list(Placement), ids=lambda p: p.value)
+def test_every_step_is_emitted_within_150_ms_of_its_true_toe_off(placement: Placement) -> None:
+    plan = SessionPlan(name="t", warmup_s=60, reps=1, rep_s=20, min_recovery_s=30, cooldown_s=15)
+    athlete = SimulatedAthlete(plan, placement, seed=2)
+    engine = StrideEngine(placement, 200.0)
+    steps: list[StepEvent] = []
+    while not athlete.done:  # live-sized blocks of 20 ms
+        steps += [e for e in engine.process(athlete.read(0.02)) if isinstance(e, StepEvent)]
+    truth = np.asarray(athlete.truth().to_json_dict("t")["contacts_s"])
+    for step in steps:
+        k = int(np.argmin(np.abs(truth[:, 0] - step.ic_s)))
+        assert abs(truth[k, 0] - step.ic_s) < 0.06  # a real contact
+        assert step.emitted_s - truth[k, 1] <= 0.150
+    assert len(steps) >= 0.99 * len(truth[truth[:, 0] > 1.0])

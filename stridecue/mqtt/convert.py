@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from dsp.events import Cue, Event, Gap, Metrics, RepSummary, SignalQuality, StepEvent
 from stridecue.mqtt.messages import (
@@ -50,7 +51,7 @@ class MessageFactory:
     def __post_init__(self) -> None:
         check_athlete_id(self.athlete_id)
 
-    def _envelope(self, sensor_time_s: float) -> dict[str, object]:
+    def _envelope(self, sensor_time_s: float) -> dict[str, Any]:
         return {
             "athlete_id": self.athlete_id,
             "session_id": self.session_id,
@@ -78,7 +79,7 @@ class MessageFactory:
                 ic_s=event.ic_s,
                 to_s=event.to_s,
                 gct_ms=event.gct_ms,
-                foot=event.foot,  # type: ignore[arg-type]
+                foot=event.foot,
                 confidence=event.confidence,
                 impact_g=event.impact_g,
             )
@@ -88,7 +89,7 @@ class MessageFactory:
                 **self._envelope(event.t_s),
                 id=uuid.uuid4().hex,
                 seq=self.cue_seq,
-                kind=event.kind.value,  # type: ignore[arg-type]
+                kind=event.kind.value,
                 text=event.text,
                 rep=event.rep,
                 reps=event.reps,

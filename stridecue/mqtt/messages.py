@@ -15,8 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from stridecue.mqtt.topics import ATHLETE_ID, Kind
 
-SCHEMA_VERSION = 1
-
 AthleteId = Annotated[str, Field(pattern=ATHLETE_ID.pattern, description="Topic-safe athlete id.")]
 SessionId = Annotated[str, Field(min_length=1, max_length=64, description="One session's id.")]
 
@@ -26,7 +24,7 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     athlete_id: AthleteId
     session_id: SessionId
     sensor_time_s: float = Field(description="Stream time of the event, sensor clock (s).")
@@ -137,7 +135,7 @@ Message = Annotated[
     MetricsMessage | StepMessage | CueMessage | RepMessage | SessionMessage | StatusMessage,
     Field(discriminator="type"),
 ]
-MESSAGE = TypeAdapter(Message)
+MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
 
 KIND_OF: dict[type[BaseModel], Kind] = {
     MetricsMessage: Kind.METRICS,

@@ -127,13 +127,22 @@ class RepSummary:
     start_s: float
     end_s: float
     duration_s: float
-    mean_cadence_spm: float
+    mean_cadence_spm: float | None  # None: no cadence sample fell inside the rep
     mean_gct_ms: float | None
     gct_drift_ms: float | None
-    cadence_cv_pct: float
+    cadence_cv_pct: float | None
     time_to_stride_cadence_s: float | None
     fatigue_flag: bool
     fatigue_reason: str | None
 
 
 Event = StepEvent | Metrics | Gap | Cue | RepSummary
+
+
+def event_time_s(event: Event) -> float:
+    """When ``event`` happened in stream time: a step's confirmation, a gap's end, a rep's end."""
+    if isinstance(event, StepEvent):
+        return event.emitted_s
+    if isinstance(event, Gap | RepSummary):
+        return event.end_s
+    return event.t_s

@@ -10,7 +10,6 @@ step rate. Samples live in a fixed-size ring buffer, so memory stays flat over a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -51,7 +50,7 @@ def assess_fatigue(
     rule: FatigueRule,
     earlier: Sequence[RepSummary],
     mean_gct_ms: float | None,
-    mean_cadence_spm: float,
+    mean_cadence_spm: float | None,
 ) -> str | None:
     """The reason a rep is fatigued compared with the ``earlier`` reps, or ``None``."""
     reasons = []
@@ -60,8 +59,10 @@ def assess_fatigue(
         increase_pct = 100.0 * (mean_gct_ms / (0.5 * (gcts[0] + gcts[1])) - 1.0)
         if increase_pct >= rule.gct_increase_pct:
             reasons.append(f"contact time +{increase_pct:.1f} % vs your best reps")
-    cadences = sorted((s.mean_cadence_spm for s in earlier), reverse=True)
-    if len(cadences) >= 2:
+    cadences = sorted(
+        (s.mean_cadence_spm for s in earlier if s.mean_cadence_spm is not None), reverse=True
+    )
+    if mean_cadence_spm is not None and len(cadences) >= 2:
         drop_pct = 100.0 * (1.0 - mean_cadence_spm / (0.5 * (cadences[0] + cadences[1])))
         if drop_pct >= rule.cadence_drop_pct:
             reasons.append(f"cadence -{drop_pct:.1f} % vs your best reps")
@@ -164,7 +165,7 @@ def measure_rep(rep: int, start_s: float, end_s: float, samples: FloatArray) -> 
     cadence = rows[:, CADENCE]
     if rows.shape[0] == 0:
         return RepSummary(
-            rep, start_s, end_s, end_s - start_s, math.nan, None, None, math.nan, None, False, None
+            rep, start_s, end_s, end_s - start_s, None, None, None, None, None, False, None
         )
     width = rows[:, END] - rows[:, START]
     # Step intervals tile time, so weighting by width gives steps/min over the rep; point samples

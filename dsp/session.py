@@ -52,7 +52,8 @@ def _best_reps(summaries: list[RepSummary]) -> list[RepSummary]:
     """The two shortest-contact and the two highest-cadence reps (the fatigue rule's reference)."""
     timed = [s for s in summaries if s.mean_gct_ms is not None]
     by_gct = sorted(timed, key=lambda s: s.mean_gct_ms or 0.0)[:2]
-    by_cadence = sorted(summaries, key=lambda s: -s.mean_cadence_spm)[:2]
+    paced = [s for s in summaries if s.mean_cadence_spm is not None]
+    by_cadence = sorted(paced, key=lambda s: -(s.mean_cadence_spm or 0.0))[:2]
     return list({s.rep: s for s in by_gct + by_cadence}.values())
 
 

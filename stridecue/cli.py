@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.progress import Progress
@@ -23,7 +24,10 @@ from firmware_sim.runner import SimulatedAthlete
 from stridecue.jsonl import event_line
 from stridecue.live import LiveView
 from stridecue.logfile import LogError, LogHeader, LogWriter, utc_now
-from stridecue.runner import build_engine, run_session
+from stridecue.mqtt.bus import open_bus
+from stridecue.mqtt.settings import EMBEDDED, BusError, Settings
+from stridecue.mqtt.topics import check_athlete_id
+from stridecue.runner import Sink, build_engine, run_session
 from stridecue.sources import RecordedSource, SimulatedSource, Source
 from stridecue.trials import TrialError, find_trials, truth_path_for, write_truth
 
@@ -67,6 +71,34 @@ def _plan(
         raise typer.BadParameter(str(e)) from None
 
 
+MqttOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Publish to this broker: mqtt://…, mqtts://… or 'embedded'.", show_default=False
+    ),
+]
+AthleteOpt = Annotated[
+    str | None, typer.Option(help="Athlete id for the published topics.", show_default=False)
+]
+
+
+SorenessOpt = Annotated[bool, typer.Option("--soreness", help="Readiness: sore legs.")]
+PoorSleepOpt = Annotated[bool, typer.Option("--poor-sleep", help="Readiness: slept badly.")]
+IllnessOpt = Annotated[bool, typer.Option("--illness", help="Readiness: unwell.")]
+FatiguedOpt = Annotated[bool, typer.Option("--fatigued", help="Readiness: accumulated fatigue.")]
+
+
+def _settings(mqtt: str | None, athlete: str | None) -> Settings:
+    """Settings from the flags, the environment and the config file, checked."""
+    try:
+        settings = Settings.load(mqtt_url=mqtt, athlete_id=athlete)
+        check_athlete_id(settings.athlete_id)
+        settings.broker()  # a malformed URL is an error now, not in the middle of the run
+    except (ValueError, ValidationError) as e:
+        raise typer.BadParameter(str(e)) from None
+    return settings
+
+
 def _placement(name: str) -> Placement:
     try:
         return Placement.parse(name)
@@ -86,26 +118,47 @@ def _speed(text: str) -> float | None:
     return speed
 
 
+def _print_events(events: Sequence[Event]) -> None:
+    for e in events:
+        sys.stdout.write(event_line(e) + "\n")
+
+
 def _live_run(
     source: Source,
     plan: SessionPlan | None,
-    readiness: Readiness,
     title: str,
     speed: float | None,
     json_lines: bool,
+    settings: Settings,
+    device: str,
+    readiness: Readiness,
 ) -> None:
+    """Run the session with its sinks: JSON lines or the live view, and the bus if configured."""
     engine = build_engine(source, plan, readiness)
-    if json_lines:
-
-        def printer(events: Sequence[Event]) -> None:
-            for e in events:
-                sys.stdout.write(event_line(e) + "\n")
-
-        asyncio.run(run_session(source, engine, [printer], speed=speed))
-        return
     view = LiveView(engine, title)
-    with Live(view, console=console, refresh_per_second=8, transient=False):
-        asyncio.run(run_session(source, engine, [view], speed=speed))
+
+    async def main() -> None:
+        async with open_bus(
+            settings,
+            engine,
+            device=device,
+            template=plan.name if plan else None,
+            announce=lambda text: err.print(f"[dim]{text}[/dim]"),
+        ) as bus:
+            sinks: list[Sink] = [_print_events if json_lines else view]
+            if bus is not None:
+                sinks.append(bus)
+            await run_session(source, engine, sinks, speed=speed)
+
+    try:
+        if json_lines:
+            asyncio.run(main())
+        else:
+            with Live(view, console=console, refresh_per_second=8, transient=False):
+                asyncio.run(main())
+    except BusError as e:
+        err.print(f"[red]MQTT:[/red] {e}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -120,16 +173,31 @@ def demo(
     recovery_s: RecoveryOpt = None,
     cooldown_s: CooldownOpt = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+    mqtt: MqttOpt = None,
+    athlete: AthleteOpt = None,
+    soreness: SorenessOpt = False,
+    poor_sleep: PoorSleepOpt = False,
+    illness: IllnessOpt = False,
+    fatigued: FatiguedOpt = False,
 ) -> None:
-    """A simulated athlete runs a session closed-loop on the engine's cues, compressed in time."""
+    """A simulated athlete runs a session closed-loop on the engine's cues, compressed in time.
+
+    Its events go to an embedded MQTT broker unless --mqtt (or STRIDECUE_MQTT_URL) names one.
+    """
     plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
     pace = _speed(speed)
     # A block every 20 ms of wall time: a sensor's packet rhythm, sped up with the session.
     block_s = 1.0 if pace is None else 0.02 * max(1.0, pace)
-    athlete = SimulatedAthlete(plan, _placement(placement), seed=seed, closed_loop=True)
-    source = SimulatedSource(athlete, block_s=block_s)
+    runner = SimulatedAthlete(plan, _placement(placement), seed=seed, closed_loop=True)
+    source = SimulatedSource(runner, block_s=block_s)
     title = f"stridecue demo · simulated {placement} sensor · {plan.name} · ×{speed}"
-    _live_run(source, plan, Readiness(), title, pace, json_lines)
+    settings = _settings(mqtt, athlete)
+    if settings.mqtt_url is None:
+        settings = settings.model_copy(update={"mqtt_url": EMBEDDED})
+    readiness = Readiness(
+        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
+    )
+    _live_run(source, plan, title, pace, json_lines, settings, "firmware_sim", readiness)
 
 
 @app.command()
@@ -184,6 +252,12 @@ def replay(
         str | None, typer.Option("--template", help="Cued mode with this plan (default: auto).")
     ] = None,
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+    mqtt: MqttOpt = None,
+    athlete: AthleteOpt = None,
+    soreness: SorenessOpt = False,
+    poor_sleep: PoorSleepOpt = False,
+    illness: IllnessOpt = False,
+    fatigued: FatiguedOpt = False,
 ) -> None:
     """Replay a recording through the engine: auto mode, or cued with --template."""
     try:
@@ -196,7 +270,13 @@ def replay(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--template") from None
     title = f"stridecue replay · {path.name} · {source.placement.value}"
-    _live_run(source, plan, Readiness(), title, _speed(speed), json_lines)
+    settings = _settings(mqtt, athlete)
+    readiness = Readiness(
+        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
+    )
+    _live_run(
+        source, plan, title, _speed(speed), json_lines, settings, source.header.device, readiness
+    )
 
 
 def _fmt(value: object) -> str:
@@ -241,24 +321,11 @@ def evaluate(
         console.print(table)
 
 
-@app.command()
-def bench(
-    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
-    minutes: Annotated[float, typer.Option(help="Length of the replayed session.")] = 60.0,
-    athletes: Annotated[int, typer.Option(help="Athletes streamed together.")] = 500,
-    stream_s: Annotated[float, typer.Option(help="Stream seconds per streaming run.")] = 20.0,
-    repeats: Annotated[int, typer.Option(help="Runs per figure (the median is kept).")] = 3,
-) -> None:
-    """Speed and memory of the engine: offline replay, streaming many athletes, memory growth."""
-    from stridecue.bench import run_bench
+bench_app = typer.Typer(help="Speed and memory figures (medians; keys carry their units).")
+app.add_typer(bench_app, name="bench")
 
-    figures = run_bench(
-        minutes=minutes,
-        athletes=athletes,
-        stream_seconds=stream_s,
-        repeats=repeats,
-        progress=None if json_out else err,
-    )
+
+def _print_figures(figures: dict[str, object], json_out: bool) -> None:
     if json_out:
         sys.stdout.write(json.dumps(figures) + "\n")
         return
@@ -268,3 +335,54 @@ def bench(
     for k, v in figures.items():
         table.add_row(k, _fmt(v))
     console.print(table)
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+    minutes: Annotated[float, typer.Option(help="Length of the replayed session.")] = 60.0,
+    athletes: Annotated[int, typer.Option(help="Athletes streamed together.")] = 500,
+    stream_s: Annotated[float, typer.Option(help="Stream seconds per streaming run.")] = 20.0,
+    repeats: Annotated[int, typer.Option(help="Runs per figure (the median is kept).")] = 3,
+) -> None:
+    """The engine: offline replay, streaming many athletes, memory growth."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from stridecue.bench import run_bench
+
+    figures = run_bench(
+        minutes=minutes,
+        athletes=athletes,
+        stream_seconds=stream_s,
+        repeats=repeats,
+        progress=None if json_out else err,
+    )
+    _print_figures(figures, json_out)
+
+
+@bench_app.command("mqtt")
+def bench_mqtt(
+    mqtt: Annotated[
+        str, typer.Option(help="The broker (a real Mosquitto).")
+    ] = "mqtt://127.0.0.1:1883",
+    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+    athletes: Annotated[
+        list[int] | None, typer.Option(help="Athletes publishing at once (repeatable).")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Session compression.")] = 10.0,
+    stream_s: Annotated[float, typer.Option(help="Stream seconds per run.")] = 150.0,
+) -> None:
+    """Sample → cue received by a subscriber, through a broker: 1 and 100 athletes at once."""
+    from stridecue.mqtt.bench import run_mqtt_bench
+    from stridecue.mqtt.settings import BrokerConfig
+
+    try:
+        broker = BrokerConfig.from_url(mqtt)
+        figures = asyncio.run(
+            run_mqtt_bench(broker, athletes=athletes or [1, 100], speed=speed, stream_s=stream_s)
+        )
+    except BusError as e:
+        err.print(f"[red]MQTT:[/red] {e}")
+        raise typer.Exit(2) from None
+    _print_figures(figures, json_out)

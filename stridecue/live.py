@@ -105,10 +105,10 @@ class LiveView:
             table.add_row(
                 str(r.rep),
                 f"{r.duration_s:.1f} s",
-                f"{r.mean_cadence_spm:.0f} spm",
+                _fmt(r.mean_cadence_spm, ".0f", " spm"),
                 _fmt(r.mean_gct_ms, ".0f", " ms"),
                 _fmt(r.gct_drift_ms, "+.0f", " ms"),
-                f"{r.cadence_cv_pct:.1f} %",
+                _fmt(r.cadence_cv_pct, ".1f", " %"),
                 _fmt(r.time_to_stride_cadence_s, ".1f", " s"),
                 Text(r.fatigue_reason or "", style="red") if r.fatigue_flag else "",
             )

@@ -12,7 +12,7 @@ from dsp.events import Cue, Event
 from dsp.plan import SessionPlan
 from dsp.samples import SampleBlock
 from dsp.session import FatigueRule, Readiness
-from stridecue.sources import Source
+from stridecue.sources import Source, readings
 
 Sink = Callable[[Sequence[Event]], None]
 
@@ -77,7 +77,7 @@ async def run_session(
     pacer = Pacer(speed)
     blocks = samples = n_events = 0
     first = last = None
-    for reading in source:
+    async for reading in readings(source):
         if isinstance(reading, SampleBlock):
             if not len(reading):
                 continue

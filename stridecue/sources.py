@@ -6,7 +6,7 @@ never the code that consumes it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,16 +20,37 @@ from stridecue.trials import open_source
 Reading = SampleBlock | CadenceReading
 
 
-class Source(Protocol):
-    """A stream of sample blocks (or cadence readings) from one sensor."""
-
+class _Sensor(Protocol):
     placement: Placement
     fs_hz: float | None  # None: a cadence-only sensor
 
-    def __iter__(self) -> Iterator[Reading]: ...
-
     def on_cue(self, cue: Cue) -> None:
         """A cue the runner hears (a closed-loop source reacts; others ignore it)."""
+
+
+class SyncSource(_Sensor, Protocol):
+    """Sample blocks (or cadence readings) read as fast as asked: a log, the simulator."""
+
+    def __iter__(self) -> Iterator[Reading]: ...
+
+
+class AsyncSource(_Sensor, Protocol):
+    """Sample blocks (or cadence readings) as a live sensor delivers them: a Bluetooth device."""
+
+    def __aiter__(self) -> AsyncIterator[Reading]: ...
+
+
+Source = SyncSource | AsyncSource
+
+
+async def readings(source: Source) -> AsyncIterator[Reading]:
+    """Iterate any source asynchronously."""
+    if hasattr(source, "__aiter__"):
+        async for reading in source:
+            yield reading
+    else:
+        for reading in source:
+            yield reading
 
 
 @dataclass

@@ -1,7 +1,11 @@
-"""Where the shared, read-only data lives: ``../shared`` beside the repository (absent in a clone).
+"""Fixtures for every test.
 
+Where the shared, read-only data lives: ``../shared`` beside the repository (absent in a clone).
 Tests that read it take the ``shared_dir`` or ``running_truth`` fixture (and carry the ``shared``
 marker); both skip the test cleanly when the folder is missing.
+
+Every test runs with Stridecue's settings isolated from the machine's: no broker URL or config
+file from the environment, and a data folder of its own.
 """
 
 from __future__ import annotations
@@ -28,3 +32,11 @@ def running_truth(shared_dir: Path) -> Path:
     if not path.is_dir():
         pytest.skip("../shared is absent or lacks data/running-truth")
     return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("STRIDECUE_MQTT_URL", "STRIDECUE_MQTT_CA_FILE", "STRIDECUE_ATHLETE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("STRIDECUE_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.setenv("STRIDECUE_DATA_DIR", str(tmp_path / "data"))

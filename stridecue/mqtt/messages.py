@@ -98,10 +98,10 @@ class RepMessage(Envelope):
     start_s: float
     end_s: float
     duration_s: float = Field(ge=0.0)
-    mean_cadence_spm: float
+    mean_cadence_spm: float | None = Field(description="Null when no step fell inside the rep.")
     mean_gct_ms: float | None
     gct_drift_ms: float | None
-    cadence_cv_pct: float = Field(ge=0.0)
+    cadence_cv_pct: float | None = Field(ge=0.0)
     time_to_stride_cadence_s: float | None
     fatigue_flag: bool
     fatigue_reason: str | None
@@ -135,7 +135,7 @@ Message = Annotated[
     MetricsMessage | StepMessage | CueMessage | RepMessage | SessionMessage | StatusMessage,
     Field(discriminator="type"),
 ]
-MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
+MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)  # type: ignore[arg-type, unused-ignore]
 
 KIND_OF: dict[type[BaseModel], Kind] = {
     MetricsMessage: Kind.METRICS,

@@ -45,7 +45,7 @@ DELIVERY: dict[Kind, Delivery] = {
 
 def check_athlete_id(athlete_id: str) -> str:
     """``athlete_id`` if it is a valid topic level (lower-case letters, digits, ``-``, ``_``)."""
-    if not ATHLETE_ID.match(athlete_id):
+    if not ATHLETE_ID.fullmatch(athlete_id):
         raise ValueError(
             f"athlete id {athlete_id!r} must be 1-64 lower-case letters, digits, '-' or '_', "
             "starting with a letter or digit (it is an MQTT topic level and a broker user name)"
@@ -69,6 +69,6 @@ def parse(name: str) -> tuple[str, Kind] | None:
     if len(parts) != 5 or "/".join(parts[:3]) != f"{ROOT}/athletes":
         return None
     athlete_id, kind = parts[3], parts[4]
-    if not ATHLETE_ID.match(athlete_id) or kind not in Kind.__members__.values():
+    if not ATHLETE_ID.fullmatch(athlete_id) or kind not in Kind.__members__.values():
         return None
     return athlete_id, Kind(kind)

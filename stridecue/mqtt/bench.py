@@ -1,0 +1,153 @@
+"""`stridecue bench mqtt`: from a sample to its cue in a subscriber's hands, through a real broker.
+
+For ``n`` athletes at once, simulated sessions are streamed through one engine bank in 20 ms
+blocks (compressed ``speed`` times), each athlete's events go to its own publisher (one MQTT
+connection each), and one subscriber listens to every cue topic. A cue's latency runs from the
+moment the block holding the sample that triggered it is handed to the engine to the moment the
+subscriber receives it. Reported: p50 and p99, cues lost, and the CPU the whole process used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import numpy as np
+
+from dsp.engine import AthleteConfig, EngineBank
+from dsp.events import Cue, Placement
+from dsp.plan import SessionPlan
+from dsp.samples import SampleBlock
+from firmware_sim.runner import SimulatedAthlete
+from stridecue.mqtt.convert import MessageFactory
+from stridecue.mqtt.messages import CueMessage
+from stridecue.mqtt.outbox import Outbox
+from stridecue.mqtt.publisher import Publisher
+from stridecue.mqtt.settings import BrokerConfig
+from stridecue.mqtt.subscriber import Subscriber
+
+FS_HZ = 100.0
+TICK_S = 0.02
+PLAN = SessionPlan(name="nrr", warmup_s=30, reps=4, rep_s=10, min_recovery_s=20, cooldown_s=10)
+DISTINCT = 8  # distinct simulated sessions, tiled over the athletes
+
+
+def _sessions(seconds: float) -> list[SampleBlock]:
+    out = []
+    for seed in range(DISTINCT):
+        athlete = SimulatedAthlete(PLAN, Placement.FOOT, seed=seed, fs_hz=FS_HZ)
+        out.append(athlete.read(seconds))
+    return out
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+async def _run(
+    broker: BrokerConfig, n: int, speed: float, sessions: list[SampleBlock]
+) -> dict[str, Any]:
+    length = min(len(s) for s in sessions)
+    rows = [sessions[i % DISTINCT] for i in range(n)]
+    t = np.stack([r.t_s[:length] for r in rows])
+    acc = np.stack([r.acc_g[:length] for r in rows])
+    gyro = np.stack([r.gyro_dps[:length] for r in rows if r.gyro_dps is not None])
+    bank = EngineBank(Placement.FOOT, FS_HZ, [AthleteConfig(PLAN) for _ in range(n)])
+    ids = [f"bench-{i:03d}" for i in range(n)]
+    sent: dict[tuple[str, int], float] = {}
+    received: dict[tuple[str, int], float] = {}
+
+    async with AsyncExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        client = await stack.enter_async_context(
+            aiomqtt.Client(
+                broker.host, broker.port, username=broker.username, password=broker.password
+            )
+        )
+        subscriber = Subscriber(client)
+        await subscriber.subscribe()
+
+        async def listen() -> None:
+            async for _, _, msg in subscriber.messages():
+                if isinstance(msg, CueMessage):
+                    received.setdefault((msg.athlete_id, msg.seq), time.perf_counter())
+
+        listener = asyncio.create_task(listen(), name="bench-subscriber")
+        publishers = []
+        for athlete_id in ids:
+            outbox = Outbox(tmp / f"{athlete_id}.sqlite")
+            stack.callback(outbox.close)
+            publishers.append(
+                await stack.enter_async_context(
+                    Publisher(
+                        broker,
+                        MessageFactory(athlete_id),
+                        outbox=outbox,
+                        device="bench",
+                        placement="foot",
+                        sample_rate_hz=FS_HZ,
+                    )
+                )
+            )
+        seqs = [0] * n
+        step = max(1, round(speed * TICK_S * FS_HZ))
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        next_tick = wall0
+        for start in range(0, length, step):
+            stop = start + step
+            fed = time.perf_counter()
+            batches = bank.process(t[:, start:stop], acc[:, start:stop], gyro[:, start:stop])
+            for i, events in enumerate(batches):
+                for e in events:
+                    if isinstance(e, Cue):
+                        seqs[i] += 1
+                        sent[(ids[i], seqs[i])] = fed
+                publishers[i].handle(events)
+            next_tick += TICK_S
+            await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+        deadline = time.perf_counter() + 10.0
+        while len(received.keys() & sent.keys()) < len(sent) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        listener.cancel()
+    latencies = [(received[k] - sent[k]) * 1000.0 for k in sent if k in received]
+    return {
+        "cues_sent": len(sent),
+        "cues_lost": len(sent) - len(latencies),
+        "p50_ms": _percentile(latencies, 50),
+        "p99_ms": _percentile(latencies, 99),
+        "cpu_percent": 100.0 * cpu_s / wall_s,
+    }
+
+
+async def run_mqtt_bench(
+    broker: BrokerConfig,
+    *,
+    athletes: Sequence[int] = (1, 100),
+    speed: float = 10.0,
+    stream_s: float = 150.0,
+) -> dict[str, Any]:
+    """The figures of ``stridecue bench mqtt``, one flat dict with units in the keys."""
+    sessions = _sessions(stream_s)
+    figures: dict[str, Any] = {"broker": broker.url, "speed": speed, "stream_s": stream_s}
+    lost = 0
+    for n in athletes:
+        r = await _run(broker, n, speed, sessions)
+        who = "1_athlete" if n == 1 else f"{n}_athletes"
+        latency = "" if n == 1 else f"_{who}"  # the single-athlete figures carry no suffix
+        figures |= {
+            f"cue_latency_p50_ms{latency}": r["p50_ms"],
+            f"cue_latency_p99_ms{latency}": r["p99_ms"],
+            f"cues_sent_{who}": r["cues_sent"],
+            f"cues_lost_{who}": r["cues_lost"],
+            f"cpu_percent_{who}": r["cpu_percent"],
+        }
+        lost += r["cues_lost"]
+    figures["cues_lost"] = lost
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}

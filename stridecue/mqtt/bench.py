@@ -1,10 +1,11 @@
 """`stridecue bench mqtt`: from a sample to its cue in a subscriber's hands, through a real broker.
 
 For ``n`` athletes at once, simulated sessions are streamed through one engine bank in 20 ms
-blocks (compressed ``speed`` times), each athlete's events go to its own publisher (one MQTT
-connection each), and one subscriber listens to every cue topic. A cue's latency runs from the
-moment the block holding the sample that triggered it is handed to the engine to the moment the
-subscriber receives it. Reported: p50 and p99, cues lost, and the CPU the whole process used.
+blocks, in real time by default (``speed`` compresses them); each athlete's events go to its own
+publisher (one MQTT connection each), and one subscriber listens to every athlete. A cue's
+latency runs from the moment the block holding the sample that triggered it is handed to the
+engine to the moment the subscriber receives it. Reported: p50 and p99, cues lost, and the CPU
+the whole process used (engine, publishers and subscriber together).
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ from stridecue.mqtt.subscriber import Subscriber
 
 FS_HZ = 100.0
 TICK_S = 0.02
-PLAN = SessionPlan(name="nrr", warmup_s=30, reps=4, rep_s=10, min_recovery_s=20, cooldown_s=10)
+# Compact, so that a minute of real time holds several cues per athlete.
+PLAN = SessionPlan(
+    name="nrr", warmup_s=15, reps=4, rep_s=8, min_recovery_s=10, cooldown_s=5, baseline_hold_s=5
+)
 DISTINCT = 8  # distinct simulated sessions, tiled over the athletes
 
 
@@ -130,8 +134,8 @@ async def run_mqtt_bench(
     broker: BrokerConfig,
     *,
     athletes: Sequence[int] = (1, 100),
-    speed: float = 10.0,
-    stream_s: float = 150.0,
+    speed: float = 1.0,
+    stream_s: float = 60.0,
 ) -> dict[str, Any]:
     """The figures of ``stridecue bench mqtt``, one flat dict with units in the keys."""
     sessions = _sessions(stream_s)

@@ -18,13 +18,15 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
+
+from device.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class Link:
         self._queue: asyncio.Queue[RawNotification] = asyncio.Queue(self.config.queue_size)
         self._last_rx = -float("inf")
         self._task: asyncio.Task[None] | None = None
+        self._failure_raised = False
         self.connected = asyncio.Event()
         # counters
         self.connects = 0
@@ -110,12 +113,45 @@ class Link:
     async def __aexit__(self, *exc: object) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                if not self._failure_raised:  # never seen by the consumer: do not lose it
+                    raise
 
     async def notifications(self) -> AsyncIterator[RawNotification]:
+        """Every notification in arrival order; raises what ended the link (a ``DeviceError``
+        from the driver, such as a refused start) instead of waiting forever."""
         while True:
-            yield await self._queue.get()
+            if self._queue.empty():
+                getter = asyncio.ensure_future(self._queue.get())
+                await self._until(getter)
+                yield getter.result()
+            else:
+                yield self._queue.get_nowait()
+
+    async def wait_connected(self) -> None:
+        """Return once the device streams; raises what ended the link if it died first."""
+        await self._until(asyncio.ensure_future(self.connected.wait()))
+
+    async def _until(self, waiter: asyncio.Future[Any]) -> None:
+        """Wait for ``waiter``, or raise if the link task ends first (it only ends on an error)."""
+        if self._task is None:
+            raise DeviceError("the link is not open: use it as `async with Link(...)`")
+        try:
+            await asyncio.wait({waiter, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+        if waiter.done() and not waiter.cancelled():
+            return
+        failure = None if self._task.cancelled() else self._task.exception()
+        if failure is not None:
+            self._failure_raised = True
+            raise failure
+        raise DeviceError(f"{self.target}: the link was closed")
 
     def _on_notify(self, char: BleakGATTCharacteristic, data: bytearray) -> None:
         now = self._clock()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +19,7 @@ from rich.live import Live
 from rich.progress import Progress
 from rich.table import Table
 
+from device.errors import DeviceError
 from dsp.events import Event, Placement
 from dsp.plan import TEMPLATES, SessionPlan, template
 from dsp.session import Readiness
@@ -123,8 +127,13 @@ def _print_events(events: Sequence[Event]) -> None:
         sys.stdout.write(event_line(e) + "\n")
 
 
+@asynccontextmanager
+async def _ready(source: Source) -> AsyncIterator[Source]:
+    yield source
+
+
 def _live_run(
-    source: Source,
+    open_source: Callable[[], AbstractAsyncContextManager[Source]],
     plan: SessionPlan | None,
     title: str,
     speed: float | None,
@@ -133,32 +142,44 @@ def _live_run(
     device: str,
     readiness: Readiness,
 ) -> None:
-    """Run the session with its sinks: JSON lines or the live view, and the bus if configured."""
-    engine = build_engine(source, plan, readiness)
-    view = LiveView(engine, title)
+    """Run the session with its sinks: JSON lines or the live view, and the bus if configured.
+
+    The source is opened inside the event loop (a Bluetooth device knows its sample rate only
+    once connected), then the engine is built for it.
+    """
+    live = Live(console=console, refresh_per_second=8, transient=False)
 
     async def main() -> None:
-        async with open_bus(
-            settings,
-            engine,
-            device=device,
-            template=plan.name if plan else None,
-            announce=lambda text: err.print(f"[dim]{text}[/dim]"),
-        ) as bus:
-            sinks: list[Sink] = [_print_events if json_lines else view]
-            if bus is not None:
-                sinks.append(bus)
-            await run_session(source, engine, sinks, speed=speed)
+        async with open_source() as source:
+            engine = build_engine(source, plan, readiness)
+            view = LiveView(engine, title)
+            live.update(view)
+            async with open_bus(
+                settings,
+                engine,
+                device=device,
+                template=plan.name if plan else None,
+                announce=lambda text: err.print(f"[dim]{text}[/dim]"),
+            ) as bus:
+                sinks: list[Sink] = [_print_events if json_lines else view]
+                if bus is not None:
+                    sinks.append(bus)
+                await run_session(source, engine, sinks, speed=speed)
 
     try:
         if json_lines:
             asyncio.run(main())
         else:
-            with Live(view, console=console, refresh_per_second=8, transient=False):
+            with live:
                 asyncio.run(main())
     except BusError as e:
         err.print(f"[red]MQTT:[/red] {e}")
         raise typer.Exit(2) from None
+    except DeviceError as e:
+        err.print(f"[red]Bluetooth:[/red] {e}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[dim]stopped[/dim]")
 
 
 @app.command()
@@ -197,7 +218,9 @@ def demo(
     readiness = Readiness(
         soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
     )
-    _live_run(source, plan, title, pace, json_lines, settings, "firmware_sim", readiness)
+    _live_run(
+        lambda: _ready(source), plan, title, pace, json_lines, settings, "firmware_sim", readiness
+    )
 
 
 @app.command()
@@ -275,7 +298,14 @@ def replay(
         soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
     )
     _live_run(
-        source, plan, title, _speed(speed), json_lines, settings, source.header.device, readiness
+        lambda: _ready(source),
+        plan,
+        title,
+        _speed(speed),
+        json_lines,
+        settings,
+        source.header.device,
+        readiness,
     )
 
 
@@ -370,8 +400,8 @@ def bench_mqtt(
     athletes: Annotated[
         list[int] | None, typer.Option(help="Athletes publishing at once (repeatable).")
     ] = None,
-    speed: Annotated[float, typer.Option(help="Session compression.")] = 10.0,
-    stream_s: Annotated[float, typer.Option(help="Stream seconds per run.")] = 150.0,
+    speed: Annotated[float, typer.Option(help="Session compression (1: real time).")] = 1.0,
+    stream_s: Annotated[float, typer.Option(help="Stream seconds per run.")] = 60.0,
 ) -> None:
     """Sample → cue received by a subscriber, through a broker: 1 and 100 athletes at once."""
     from stridecue.mqtt.bench import run_mqtt_bench
@@ -386,3 +416,164 @@ def bench_mqtt(
         err.print(f"[red]MQTT:[/red] {e}")
         raise typer.Exit(2) from None
     _print_figures(figures, json_out)
+
+
+@bench_app.command("ble")
+def bench_ble(
+    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+    latency_s: Annotated[float, typer.Option(help="Seconds of the 200 Hz latency run.")] = 30.0,
+    sustained_s: Annotated[float, typer.Option(help="Seconds of the 1 kHz run.")] = 60.0,
+) -> None:
+    """The Bluetooth path on the emulated BlueZ: notification → step latency, 1 kHz sustained."""
+    from stridecue.ble_bench import run_ble_bench
+
+    figures = asyncio.run(run_ble_bench(latency_s=latency_s, sustained_s=sustained_s))
+    _print_figures(figures, json_out)
+
+
+DeviceOpt = Annotated[str, typer.Option("--device", help="The device's name or address.")]
+ProfileOpt = Annotated[
+    str, typer.Option(help="raw-imu, polar-pmd, rsc, witmotion, or auto (from the scan).")
+]
+
+
+@app.command()
+def scan(
+    timeout_s: Annotated[float, typer.Option("--timeout", help="Scan duration (s).")] = 5.0,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per device.")] = False,
+) -> None:
+    """Nearby Bluetooth devices: name, address, signal strength and the profile detected."""
+    from stridecue.ble import scan_devices
+
+    try:
+        found = asyncio.run(scan_devices(timeout_s))
+    except Exception as e:  # bleak raises a few unrelated types when no adapter is there
+        err.print(f"[red]Bluetooth:[/red] cannot scan: {e}")
+        raise typer.Exit(2) from None
+    if json_out:
+        for f in found:
+            sys.stdout.write(json.dumps(asdict(f)) + "\n")
+        return
+    table = Table(header_style="dim")
+    for column in ("name", "address", "RSSI", "profile"):
+        table.add_column(column)
+    for f in found:
+        profile = (f.profile or "–") + (" (from services)" if f.discovered else "")
+        table.add_row(f.name or "–", f.address, f"{f.rssi_dbm} dBm", profile)
+    console.print(table)
+
+
+@app.command()
+def record(
+    device: DeviceOpt,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .log to write.")],
+    profile: ProfileOpt = "auto",
+    placement: PlacementOpt = "foot",
+    duration_s: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this long (s).")
+    ] = None,
+) -> None:
+    """Record a device's raw notifications with host receive times (replays byte for byte)."""
+    from stridecue.ble import open_device
+
+    where = _placement(placement)
+
+    async def main() -> None:
+        async with open_device(device, profile, where, output=output) as source:
+            err.print(f"recording {device} ({source.driver.name}) to {output}: Ctrl-C to stop")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(duration_s):
+                    async for _ in source:
+                        pass
+
+    try:
+        asyncio.run(main())
+    except DeviceError as e:
+        err.print(f"[red]Bluetooth:[/red] {e}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+    err.print(f"wrote {output}")
+
+
+@app.command()
+def run(
+    device: DeviceOpt,
+    template_name: TemplateOpt = "nrr",
+    profile: ProfileOpt = "auto",
+    placement: PlacementOpt = "foot",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Also record the raw data here.")
+    ] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
+    mqtt: MqttOpt = None,
+    athlete: AthleteOpt = None,
+    warmup_s: WarmupOpt = None,
+    reps: RepsOpt = None,
+    rep_s: RepOpt = None,
+    recovery_s: RecoveryOpt = None,
+    cooldown_s: CooldownOpt = None,
+    soreness: SorenessOpt = False,
+    poor_sleep: PoorSleepOpt = False,
+    illness: IllnessOpt = False,
+    fatigued: FatiguedOpt = False,
+) -> None:
+    """A live session from a Bluetooth footpod or IMU: cues in the terminal (and over MQTT)."""
+    from stridecue.ble import open_device
+
+    plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
+    where = _placement(placement)
+    settings = _settings(mqtt, athlete)
+    readiness = Readiness(
+        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
+    )
+    title = f"stridecue run · {device} · {where.value} · {plan.name}"
+    _live_run(
+        lambda: open_device(device, profile, where, output=output),
+        plan,
+        title,
+        None,
+        json_lines,
+        settings,
+        device,
+        readiness,
+    )
+
+
+@app.command(name="sim-footpod")
+def sim_footpod(
+    profile: Annotated[str, typer.Option(help="raw-imu, polar-pmd, rsc or witmotion.")] = "raw-imu",
+    template_name: TemplateOpt = "nrr",
+    placement: PlacementOpt = "foot",
+    seed: SeedOpt = 7,
+    speed: Annotated[float, typer.Option(help="Session compression (1: real time).")] = 1.0,
+    name: Annotated[str, typer.Option(help="The advertised name.")] = "Stridecue Footpod",
+    warmup_s: WarmupOpt = None,
+    reps: RepsOpt = None,
+    rep_s: RepOpt = None,
+    recovery_s: RecoveryOpt = None,
+    cooldown_s: CooldownOpt = None,
+) -> None:
+    """Serve a simulated athlete as a BLE footpod on a private dbus-daemon (no hardware)."""
+    from stridecue.ble import serve_footpod
+
+    plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
+    if speed <= 0:
+        raise typer.BadParameter("speed must be > 0")
+    try:
+        asyncio.run(
+            serve_footpod(
+                profile,
+                plan,
+                _placement(placement),
+                seed=seed,
+                speed=speed,
+                name=name,
+                announce=err.print,
+            )
+        )
+    except DeviceError as e:
+        err.print(f"[red]Bluetooth:[/red] {e}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("[dim]footpod stopped[/dim]")

@@ -68,12 +68,14 @@ async def open_device(
     placement: Placement,
     *,
     output: Path | None = None,
+    duration_s: float | None = None,
     scan_timeout_s: float = 5.0,
 ) -> AsyncIterator[BleSource]:
     """A connected source for ``target``; with ``output``, every notification is recorded raw.
 
     The recording's header names the profile and its configuration, so ``replay`` decodes the
-    bytes through the same parsers, byte for byte.
+    bytes through the same parsers, byte for byte. With ``duration_s`` the stream ends after
+    that long.
     """
     driver = make_driver(await resolve_profile(target, profile, scan_timeout_s))
     writer: LogWriter | None = None
@@ -92,6 +94,8 @@ async def open_device(
                 extra=driver.log_extra(),
             )
             writer = LogWriter(output, header)
+        if duration_s is not None:
+            asyncio.get_running_loop().call_later(duration_s, source.close)
         try:
             yield source
         finally:
@@ -114,7 +118,7 @@ async def serve_footpod(
         raise DeviceError(f"unknown profile {profile!r}: use {', '.join(PROFILES)}")
     shim = Path(firmware_sim.bluez.__file__).parent / "shim"  # a current `bluetoothctl` for bleak
     with PrivateBus() as bus:
-        address = bus.start()
+        address = bus.address
         athlete = SimulatedAthlete(plan, placement, seed=seed)
         footpod = SimulatedFootpod(athlete, profile, name=name, speed=speed)
         await footpod.peripheral.start(address)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -479,12 +478,12 @@ def record(
     where = _placement(placement)
 
     async def main() -> None:
-        async with open_device(device, profile, where, output=output) as source:
+        async with open_device(
+            device, profile, where, output=output, duration_s=duration_s
+        ) as source:
             err.print(f"recording {device} ({source.driver.name}) to {output}: Ctrl-C to stop")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(duration_s):
-                    async for _ in source:
-                        pass
+            async for _ in source:
+                pass
 
     try:
         asyncio.run(main())
@@ -508,6 +507,9 @@ def run(
     json_lines: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
     mqtt: MqttOpt = None,
     athlete: AthleteOpt = None,
+    duration_s: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this long (s).")
+    ] = None,
     warmup_s: WarmupOpt = None,
     reps: RepsOpt = None,
     rep_s: RepOpt = None,
@@ -529,7 +531,7 @@ def run(
     )
     title = f"stridecue run · {device} · {where.value} · {plan.name}"
     _live_run(
-        lambda: open_device(device, profile, where, output=output),
+        lambda: open_device(device, profile, where, output=output, duration_s=duration_s),
         plan,
         title,
         None,
@@ -569,7 +571,8 @@ def sim_footpod(
                 seed=seed,
                 speed=speed,
                 name=name,
-                announce=err.print,
+                # Whole lines, no markup: the shell commands must survive a copy and paste.
+                announce=lambda text: err.print(text, soft_wrap=True, markup=False),
             )
         )
     except DeviceError as e:

@@ -1,0 +1,1 @@
+"""The `stridecue` subcommands, assembled into one app by ``stridecue.cli``."""

@@ -308,13 +308,19 @@ class RepEngine:
         self._rep += 1
         self._state = "rep"
         if self._plan is None:
-            return [Cue(b.t_s, CueKind.REP_START, f"Rep {self._rep}", rep=self._rep, at_s=b.at_s)]
+            return [
+                Cue(
+                    b.t_s, CueKind.REP_START, f"Rep {self._rep} started", rep=self._rep, at_s=b.at_s
+                )
+            ]
         k, n = self._rep, self._plan.reps
         self._go_s = None
         self._detector.disarm()
         ease_s = max(b.at_s + self._plan.rep_s, b.t_s)
         self._scheduled = [Cue(ease_s, CueKind.EASE, "Ease off: jog easy", rep=k, reps=n)]
-        return [Cue(b.t_s, CueKind.REP_START, f"rep {k} of {n}", rep=k, reps=n, at_s=b.at_s)]
+        return [
+            Cue(b.t_s, CueKind.REP_START, f"Rep {k} of {n} started", rep=k, reps=n, at_s=b.at_s)
+        ]
 
     def _rep_end(self, b: Boundary, *, final: bool = False) -> list[Output]:
         start_s = self._detector.start_s

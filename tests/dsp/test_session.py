@@ -274,7 +274,7 @@ def test_cued_session_cue_sequence_and_timing(one_leg: bool) -> None:
         assert [c.t_s for c in countdown] == [lead_s, lead_s + 1.0, lead_s + 2.0]
         assert gos[k].t_s == lead_s + 3.0
         true_start_s, true_end_s = gos[k].t_s + REACTION_S, eases[k].t_s + REACTION_S
-        assert starts[k].text == f"rep {k + 1} of 3"
+        assert starts[k].text == f"Rep {k + 1} of 3 started"
         assert start_at[k] == pytest.approx(true_start_s, abs=0.5)
         assert starts[k].t_s > start_at[k]
         assert eases[k].t_s == pytest.approx(start_at[k] + SHORT_PLAN.rep_s, abs=1e-9)

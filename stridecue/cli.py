@@ -12,6 +12,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(session.demo)
+app.command(name="sim-run")(session.sim_run)
 app.command()(session.simulate)
 app.command()(session.replay)
 app.command(name="eval")(session.evaluate)

@@ -41,12 +41,80 @@ from stridecue.commands.common import (
     err,
 )
 from stridecue.logfile import LogError, LogHeader, LogWriter, utc_now
-from stridecue.mqtt.settings import EMBEDDED
 from stridecue.sources import RecordedSource, SimulatedSource
 from stridecue.trials import TrialError, find_trials, truth_path_for, write_truth
 
 
 def demo(
+    athletes: Annotated[int, typer.Option(help="Simulated athletes (at least 2 make a team).")] = 3,
+    speed: Annotated[float, typer.Option(help="Stream seconds per wall second.")] = 10.0,
+    port: Annotated[
+        int | None, typer.Option(help="The companion's port (default 8000, or any free one).")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="The coach token (default: a new one each run).")
+    ] = None,
+    template_name: TemplateOpt = "nrr",
+    direct: Annotated[
+        bool, typer.Option(help="Feed the engines directly, not through Bluetooth (bleak).")
+    ] = False,
+    warmup_s: WarmupOpt = None,
+    reps: RepsOpt = None,
+    rep_s: RepOpt = None,
+    recovery_s: RecoveryOpt = None,
+    cooldown_s: CooldownOpt = None,
+) -> None:
+    """The whole chain with nothing to set up: a simulated team, a broker, the coach companion.
+
+    Each athlete runs a closed-loop session on its own simulated footpod through bleak (an
+    emulated BlueZ, when dbus-daemon is installed), publishing to an embedded MQTT broker; the
+    companion stores every session in a SQLite file in the data folder and serves the coach and
+    athlete pages. Prints the coach URL and token. Ctrl-C stops everything.
+    """
+    import asyncio
+    import secrets
+
+    from server.settings import MIN_TOKEN_CHARS
+    from stridecue.demo import DemoConfig, run_demo
+    from stridecue.mqtt.settings import Settings
+    from stridecue.team import bluetooth_available, roster
+
+    plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
+    if athletes < 1:
+        raise typer.BadParameter("at least one athlete", param_hint="--athletes")
+    if speed <= 0:
+        raise typer.BadParameter("speed must be > 0", param_hint="--speed")
+    if token is not None and len(token) < MIN_TOKEN_CHARS:
+        raise typer.BadParameter(
+            f"the coach token must be at least {MIN_TOKEN_CHARS} characters", param_hint="--token"
+        )
+    bluetooth = not direct and bluetooth_available()
+    how = "through bleak on an emulated BlueZ" if bluetooth else "fed directly to the engines"
+    if not direct and not bluetooth:
+        how += " (no dbus-daemon here for the emulated BlueZ)"
+    err.print(
+        f"stridecue demo · {athletes} simulated athletes · {plan.name} · ×{speed:g} · {how}",
+        soft_wrap=True,
+    )
+    config = DemoConfig(
+        members=roster(athletes),
+        plan=plan,
+        speed=speed,
+        bluetooth=bluetooth,
+        token=token or secrets.token_urlsafe(24),
+        port=port,
+        data_dir=Settings().data_path / "demo",
+    )
+    try:
+        asyncio.run(run_demo(config, lambda text: err.print(text, markup=False, soft_wrap=True)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        err.print("stopped")
+    except OSError as e:
+        err.print(f"[red]cannot run the demo:[/red] {e}")
+        raise typer.Exit(2) from None
+
+
+def sim_run(
     speed: Annotated[str, typer.Option(help="Stream seconds per wall second, or 'max'.")] = "30",
     template_name: TemplateOpt = "nrr",
     placement: PlacementOpt = "foot",
@@ -64,9 +132,10 @@ def demo(
     illness: IllnessOpt = False,
     fatigued: FatiguedOpt = False,
 ) -> None:
-    """A simulated athlete runs a session closed-loop on the engine's cues, compressed in time.
+    """One simulated athlete runs a session closed loop, in the terminal (no companion).
 
-    Its events go to an embedded MQTT broker unless --mqtt (or STRIDECUE_MQTT_URL) names one.
+    A live view (or --json events); with --mqtt (or STRIDECUE_MQTT_URL) its events are also
+    published ('embedded' starts a broker in-process).
     """
     plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
     pace = _speed(speed)
@@ -74,10 +143,8 @@ def demo(
     block_s = 1.0 if pace is None else 0.02 * max(1.0, pace)
     runner = SimulatedAthlete(plan, _placement(placement), seed=seed, closed_loop=True)
     source = SimulatedSource(runner, block_s=block_s)
-    title = f"stridecue demo · simulated {placement} sensor · {plan.name} · ×{speed}"
+    title = f"stridecue sim-run · simulated {placement} sensor · {plan.name} · ×{speed}"
     settings = _settings(mqtt, athlete)
-    if settings.mqtt_url is None:
-        settings = settings.model_copy(update={"mqtt_url": EMBEDDED})
     readiness = Readiness(
         soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
     )

@@ -1,4 +1,4 @@
-"""The `stridecue` command end to end: simulate, replay, eval, demo, bench and bad input."""
+"""The `stridecue` command end to end: simulate, replay, eval, sim-run, bench and bad input."""
 
 from __future__ import annotations
 
@@ -305,7 +305,7 @@ def test_eval_of_an_empty_folder(tmp_path: Path) -> None:
     assert "no trials here" in said(result)
 
 
-# --- demo ----------------------------------------------------------------------------------------
+# --- sim-run ---------------------------------------------------------------------------------------
 
 
 def expected_cue_kinds(reps: int) -> list[str]:
@@ -313,8 +313,8 @@ def expected_cue_kinds(reps: int) -> list[str]:
     return one * reps + ["set_done", "session_done"]
 
 
-def test_demo_cues_a_whole_session() -> None:
-    events = json_lines(invoke("demo", "--speed", "max", "--json", *SHORT_PLAN))
+def test_sim_run_cues_a_whole_session() -> None:
+    events = json_lines(invoke("sim-run", "--speed", "max", "--json", *SHORT_PLAN))
     cues = of_type(events, "cue")
     assert [c["kind"] for c in cues] == expected_cue_kinds(REPS)
     assert [c["text"] for c in cues if c["kind"] == "countdown"] == ["3", "2", "1"] * REPS
@@ -333,8 +333,8 @@ def test_demo_cues_a_whole_session() -> None:
     assert all(s["duration_s"] == pytest.approx(REP_S, abs=1.5) for s in summaries)
 
 
-def test_demo_renders_the_live_view() -> None:
-    result = invoke("demo", "--speed", "max", *SHORT_PLAN)
+def test_sim_run_renders_the_live_view() -> None:
+    result = invoke("sim-run", "--speed", "max", *SHORT_PLAN)
     assert result.exit_code == 0, result.output
     assert "cadence" in result.stdout
     assert "Workout complete" in result.stdout
@@ -365,11 +365,15 @@ def test_bench_prints_one_flat_json_object() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["demo", "--placement", "hand"], "unknown placement 'hand'"),
-        (["demo", "--template", "marathon"], "unknown template 'marathon'"),
+        (["sim-run", "--placement", "hand"], "unknown placement 'hand'"),
+        (["sim-run", "--template", "marathon"], "unknown template 'marathon'"),
+        (["sim-run", "--speed", "0"], "speed must be > 0"),
+        (["sim-run", "--speed", "fast"], "speed must be a number or 'max'"),
+        (["sim-run", "--reps", "0"], "at least one rep"),
+        (["demo", "--athletes", "0"], "at least one athlete"),
         (["demo", "--speed", "0"], "speed must be > 0"),
-        (["demo", "--speed", "fast"], "speed must be a number or 'max'"),
-        (["demo", "--reps", "0"], "at least one rep"),
+        (["demo", "--token", "short"], "at least 16 characters"),
+        (["demo", "--template", "marathon"], "unknown template 'marathon'"),
         (["simulate", "-o", "{tmp}/x.log", "--placement", "wrist"], "unknown placement 'wrist'"),
         (["simulate", "-o", "{tmp}/x.log", "--impair", "sparkle=1"], "bad impairment"),
         (["simulate", "-o", "{tmp}/x.log", "--template", "marathon"], "unknown template"),
@@ -399,5 +403,5 @@ def test_installed_console_script_runs() -> None:
         pytest.skip("the stridecue console script is not installed")
     done = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    for command in ("demo", "simulate", "replay", "eval", "bench"):
+    for command in ("demo", "sim-run", "simulate", "replay", "eval", "bench"):
         assert re.search(rf"\b{command}\b", done.stdout)

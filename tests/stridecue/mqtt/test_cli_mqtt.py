@@ -1,4 +1,4 @@
-"""The command line publishes what it computes: `replay --mqtt`, `demo` on an embedded broker."""
+"""The command line publishes what it computes: `replay --mqtt`, `sim-run` on an embedded broker."""
 
 from __future__ import annotations
 
@@ -98,8 +98,8 @@ def test_replay_publishes_every_cue_and_rep(
     assert metrics[-1] == [e["t_s"] for e in printed if e["type"] == "metrics"][-1]
 
 
-def test_demo_publishes_on_an_embedded_broker_it_announces() -> None:
-    result = CliRunner().invoke(app, ["demo", "--speed", "max", "--json", *SHORT])
+def test_sim_run_publishes_on_an_embedded_broker_it_announces() -> None:
+    result = CliRunner().invoke(app, ["sim-run", "--speed", "max", "--json", "--mqtt", "embedded", *SHORT])
     assert result.exit_code == 0, result.output
     assert "embedded MQTT broker listening on mqtt://127.0.0.1:" in result.output
     assert "publishing athlete 'athlete'" in result.output

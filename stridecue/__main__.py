@@ -1,0 +1,5 @@
+"""``python -m stridecue``: the same as the ``stridecue`` command."""
+
+from stridecue.cli import app
+
+app(prog_name="stridecue")

@@ -48,6 +48,10 @@ class IngestHealth(BaseModel):
     gaps: int
     stored: int
     store_errors: int
+    share_group: str | None = Field(default=None, description="Set on a replica of a group.")
+    share_accepted: dict[str, int] = Field(
+        default_factory=dict, description="A replica's share of the stream, by kind."
+    )
 
 
 class LiveHealth(BaseModel):
@@ -96,6 +100,7 @@ def health(
     mqtt = None
     if ingest is not None:
         decoder = ingest.decoder
+        shared = ingest.share_decoder.accepted if ingest.share_decoder is not None else {}
         mqtt = IngestHealth(
             subscribed=ingest.subscribed.is_set(),
             connects=ingest.connects,
@@ -105,6 +110,8 @@ def health(
             gaps=decoder.gaps,
             stored=ingest.stored,
             store_errors=ingest.store_errors,
+            share_group=ingest.share_group,
+            share_accepted={kind.value: n for kind, n in shared.items()},
         )
     live_health = LiveHealth(
         clients=hub.clients, published=hub.published, dropped_clients=hub.dropped_clients
@@ -127,7 +134,8 @@ def athlete_sessions(athlete_id: AthleteIdPath, store: StoreDep) -> list[Session
 
 
 def _session(store: Store, session_id: str) -> SessionRow:
-    found = store.session(session_id)
+    # PostgreSQL text cannot hold a NUL: no stored session has one, and the query would fail.
+    found = None if "\x00" in session_id else store.session(session_id)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no session {session_id!r}")
     return found

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from stridecue.mqtt.settings import DEFAULT_CONFIG, EMBEDDED, BrokerConfig
+from stridecue.mqtt.subscriber import check_share_group
 
 MIN_TOKEN_CHARS = 16  # secrets.token_urlsafe() gives 43; a short token is guessable
 DATABASE_FILE = "companion.sqlite"
@@ -43,6 +44,14 @@ class ServerSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=0, description="Larger request bodies get 413."
     )
+    max_upload_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=0,
+        description="Larger uploaded logs get 413 (an hour of 200 Hz 6-axis samples is ~23 MB).",
+    )
+    max_queued_uploads: int = Field(
+        default=8, ge=1, description="Uploads waiting for the replay worker; more get 503."
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; none (closed) by default."
     )
@@ -55,11 +64,18 @@ class ServerSettings(BaseSettings):
         description="A fixed id keeps a persistent broker session: cues and reps published "
         "while the server restarts wait at the broker. None: a random id and a clean session.",
     )
+    mqtt_share_group: str | None = Field(
+        default=None,
+        description="Run as one of several replicas: each stores its share of the stream "
+        "(MQTT 5 shared subscription $share/<group>/…, one PostgreSQL for all) and still shows "
+        "every message live; mqtt_client_id is then a prefix. See docs/scaling.md.",
+    )
     live_queue_size: int = Field(
         default=256, ge=1, description="Messages buffered per live client before it is dropped."
     )
     data_dir: Path = Field(
-        default=Path("~/.local/share/stridecue"), description="Where the default database lives."
+        default=Path("~/.local/share/stridecue"),
+        description="Where the default database lives, and uploads wait for their replay.",
     )
 
     @field_validator("coach_token")
@@ -71,6 +87,26 @@ class ServerSettings(BaseSettings):
                 "(leave it out and `stridecue serve` generates one)"
             )
         return token
+
+    @field_validator("mqtt_share_group")
+    @classmethod
+    def _share_group(cls, group: str | None, info: ValidationInfo) -> str | None:
+        if group is None:
+            return None
+        if info.data.get("mqtt_url") in (None, EMBEDDED):
+            raise ValueError(
+                "a share group needs mqtt_url (--mqtt) to name a broker with MQTT 5 shared "
+                "subscriptions, such as Mosquitto; the embedded broker (amqtt) has none"
+            )
+        scheme = str(info.data.get("database_url") or "").split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("postgresql", "postgres"):
+            # Each replica stores only its share: on databases of their own, each would hold
+            # a part of every session.
+            raise ValueError(
+                "the replicas of a share group store into one database: give each the same "
+                "database_url (--database postgresql://…)"
+            )
+        return check_share_group(group)
 
     @classmethod
     def settings_customise_sources(

@@ -5,21 +5,26 @@ Cues and reps arrive at least once (QoS 1, re-sent from the publisher's outbox w
 (``seq`` 1, 2, 3, …), so a jump shows what was lost. Anything malformed on our topics is logged
 and counted, never raised: one bad publisher must not stop a coach's dashboard.
 
-``Decoder`` holds that logic without any network; ``Subscriber`` feeds it from an aiomqtt client.
+``Decoder`` holds that logic without any network; ``Subscriber`` feeds it from an aiomqtt client,
+optionally through an MQTT 5 shared subscription (``$share/<group>/…``: the broker gives each
+message to one member of the group, see ``docs/scaling.md``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
 from stridecue.mqtt.messages import KIND_OF, MESSAGE, CueMessage, Message, RepMessage
+from stridecue.mqtt.settings import BusError
 from stridecue.mqtt.topics import DELIVERY, Kind, parse, subscription
 
 log = logging.getLogger(__name__)
@@ -28,6 +33,9 @@ MAX_PAYLOAD_BYTES = 64 * 1024  # the production broker's message_size_limit (dep
 RECENT_IDS = 4096  # per stream: far more than one session's cues and reps
 MAX_STREAMS = 1024  # (athlete, session, type) streams tracked at once, least recent forgotten
 _LOG_CHARS = 200
+# MQTT 5 forbids "/", "+" and "#" in a share name; we also keep it short and printable.
+SHARE_GROUP = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SUBACK_FAILURE = 0x80  # a SUBACK code from 0x80 up refuses the subscription (3.1.1 and 5)
 
 StreamKey = tuple[str, str, str]  # (athlete_id, session_id, message type: "cue" or "rep")
 
@@ -157,6 +165,34 @@ def _cut(text: str) -> str:
     return flat if len(flat) <= _LOG_CHARS else flat[: _LOG_CHARS - 1] + "…"
 
 
+class SubscriptionRefusedError(BusError, aiomqtt.MqttError):
+    """The broker answered a subscription with a failure code (not authorised, no shared
+    subscriptions, …); also an ``MqttError``, so that a consumer's reconnect loop retries it."""
+
+    def __init__(self, refused: dict[str, int]) -> None:
+        shown = ", ".join(f"{name} (reason code {code:#04x})" for name, code in refused.items())
+        super().__init__(
+            f"the broker refused the subscription to {shown}: check its ACL, and that it "
+            "supports MQTT 5 shared subscriptions when a share group is set"
+        )
+        self.refused = refused
+
+
+def check_share_group(group: str) -> str:
+    """``group`` if it is a valid share name (letters, digits, ``_``, ``.``, ``-``; ≤ 64)."""
+    if not SHARE_GROUP.fullmatch(group):
+        raise ValueError(
+            f"share group {group!r} must be 1-64 letters, digits, '_', '.' or '-' "
+            "(MQTT 5 forbids '/', '+' and '#' in a share name)"
+        )
+    return group
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """The MQTT 5 shared form of ``topic_filter``: ``$share/<group>/<topic_filter>``."""
+    return f"$share/{check_share_group(group)}/{topic_filter}"
+
+
 class Subscriber:
     """Every athlete's messages (or one athlete's) from a connected aiomqtt client.
 
@@ -169,19 +205,50 @@ class Subscriber:
     ``subscribe()`` first when the subscription must exist before something else happens (a
     publisher starting); ``messages()`` subscribes itself otherwise. The counters live in
     ``decoder``; ``missing``, ``malformed``, ``duplicates`` and ``gaps`` are shortcuts.
+
+    ``kinds`` limits the subscription to those kinds (one filter each); ``share_group`` makes
+    every filter a shared one, so that each message goes to one member of the group (the client
+    must speak MQTT 5 to a broker that supports it). A refused filter raises
+    :class:`SubscriptionRefusedError`.
     """
 
     def __init__(
-        self, client: aiomqtt.Client, *, athlete_id: str = "+", decoder: Decoder | None = None
+        self,
+        client: aiomqtt.Client,
+        *,
+        athlete_id: str = "+",
+        decoder: Decoder | None = None,
+        kinds: Iterable[Kind] | None = None,
+        share_group: str | None = None,
     ) -> None:
         self.client = client
-        self.filter = subscription(athlete_id)
+        plain = (
+            [subscription(athlete_id)]
+            if kinds is None
+            else [subscription(athlete_id, kind) for kind in kinds]
+        )
+        if not plain:
+            raise ValueError("kinds must name at least one kind of message")
+        self.filters = tuple(
+            plain if share_group is None else [shared(share_group, f) for f in plain]
+        )
         self.decoder = decoder if decoder is not None else Decoder()
         self._subscribed = False
 
+    @property
+    def filter(self) -> str:
+        """The topic filter, or the filters separated by ``", "`` (for logs)."""
+        return ", ".join(self.filters)
+
     async def subscribe(self) -> None:
         if not self._subscribed:
-            await self.client.subscribe(self.filter, qos=1)
+            granted = await self.client.subscribe([(f, 1) for f in self.filters])
+            codes = [c.value if isinstance(c, ReasonCode) else int(c) for c in granted]
+            refused = {
+                f: c for f, c in zip(self.filters, codes, strict=False) if c >= _SUBACK_FAILURE
+            }
+            if refused:
+                raise SubscriptionRefusedError(refused)
             self._subscribed = True
 
     async def messages(self) -> AsyncIterator[tuple[str, Kind, Message]]:

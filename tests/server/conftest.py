@@ -12,19 +12,20 @@ import functools
 import socket
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from dsp.engine import StrideEngine
-from dsp.events import Cue, Metrics, Placement, SignalQuality
+from dsp.events import Cue, Placement
 from dsp.plan import SessionPlan
 from firmware_sim.runner import SimulatedAthlete
 from server.store import Store
-from stridecue.mqtt.convert import MessageFactory
 from stridecue.mqtt.messages import Message
+from stridecue.mqtt.session_messages import SessionMessages
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 PLAN = SessionPlan(
@@ -40,9 +41,9 @@ def _listening(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
+@contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new, empty PostgreSQL database (dropped afterwards); skips when no server listens."""
     if not _listening(PG_HOST, PG_PORT):
         pytest.skip(f"no PostgreSQL on {PG_HOST}:{PG_PORT}")
     name = f"stridecue_{uuid.uuid4().hex}"
@@ -53,6 +54,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
+    with fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture
@@ -82,52 +90,17 @@ def store(store_url: str) -> Iterator[Store]:
 def _simulate(athlete_id: str, seed: int, session_id: str) -> tuple[Message, ...]:
     athlete = SimulatedAthlete(PLAN, Placement.FOOT, seed=seed, closed_loop=True)
     engine = StrideEngine(Placement.FOOT, athlete.fs_hz, plan=PLAN)
-    now_s = 0.0  # wall clock = T0 + stream time: deterministic, and ordered like a real run
-    factory = MessageFactory(athlete_id, session_id, clock=lambda: T0 + timedelta(seconds=now_s))
-
-    def status(online: bool, quality: SignalQuality | None) -> Message:
-        return factory.status(
-            now_s,
-            online=online,
-            device="footpod-sim",
-            placement="foot",
-            sample_rate_hz=athlete.fs_hz,
-            quality=quality,
-            metrics_dropped=0,
-            outbox_pending=0,
-        )
-
-    messages: list[Message] = [status(True, None)]
-    last_state: tuple[str, int] | None = None
-    quality: SignalQuality | None = None
+    # Wall clock = T0 + stream time: deterministic, and ordered like a real run.
+    session = SessionMessages(athlete_id, session_id, T0, engine, template=PLAN.name)
+    messages: list[Message] = [session.status(online=True, device="footpod-sim")]
     while not athlete.done:
-        block = athlete.read(1.0)
-        events = engine.process(block)
-        if block.t_s.size:
-            now_s = float(block.t_s[-1])
+        events = engine.process(athlete.read(1.0))
         for event in events:
             if isinstance(event, Cue):
                 athlete.on_cue(event)
-            message = factory.message(event)
-            if message is not None:
-                messages.append(message)
-            if isinstance(event, Metrics):
-                quality = event.quality
-        reps = engine.reps
-        if (reps.state, reps.rep) != last_state:
-            last_state = (reps.state, reps.rep)
-            messages.append(
-                factory.session(
-                    now_s,
-                    template=PLAN.name,
-                    state=reps.state,
-                    rep=reps.rep,
-                    reps=reps.reps,
-                    recovery_remaining_s=reps.recovery_remaining_s,
-                )
-            )
-    messages.extend(m for m in map(factory.message, engine.finish()) if m is not None)
-    messages.append(status(False, quality))
+        messages += session.convert(events)
+    messages += session.convert(engine.finish())
+    messages.append(session.status(online=False, device="footpod-sim"))
     return tuple(messages)
 
 

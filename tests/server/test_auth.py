@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import APIWebSocketRoute, iter_route_contexts
+from starlette.routing import WebSocketRoute
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -16,6 +18,17 @@ from server.auth import BEARER_SUBPROTOCOL, redact, token_matches
 from tests.server.conftest_app import TOKEN, auth, serving, settings
 
 PUBLIC = {"/api/health"}
+# Routes open on purpose, outside the schema too: none holds athlete data (the login page and its
+# static files, signing out, and the API's own documentation).
+OPEN_ROUTES = PUBLIC | {
+    "/",
+    "/static/{path:path}",
+    "/api/logout",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
 
 
 def _example(path: str) -> str:
@@ -60,6 +73,42 @@ def test_every_route_of_the_schema_refuses_a_missing_or_wrong_token(tmp_path: Pa
         health = client.get("/api/health")
         assert health.status_code == 200
         assert "anna" not in health.text
+
+
+def test_every_route_the_app_serves_refuses_a_missing_token(tmp_path: Path) -> None:
+    """The walk above covers the schema; this one every route served, hidden ones and WebSockets
+    included, so that a route added without the token check fails here."""
+    app = create_app(settings(tmp_path))
+    http: list[tuple[str, str]] = []
+    sockets: list[str] = []
+    for route in iter_route_contexts(app.routes):
+        path = route.path
+        assert path is not None, route
+        if path in OPEN_ROUTES:
+            continue
+        if isinstance(route.original_route, APIWebSocketRoute | WebSocketRoute):
+            sockets.append(path)
+        elif route.methods:
+            http += [(method, path) for method in sorted(route.methods - {"HEAD"})]
+        else:
+            pytest.fail(f"a route of another kind at {path}: say in this test how it is guarded")
+    assert set(sockets) >= {"/api/live", "/api/live/{athlete_id}"}
+    assert {path for _, path in http} >= {"/api/athletes", "/api/sessions/{session_id}/report"}
+    with (
+        serving(app) as address,
+        httpx.Client(base_url=f"http://{address}", follow_redirects=False) as client,
+    ):
+        for method, path in http:
+            response = client.request(method, _example(path))
+            if path.startswith("/api/"):
+                assert response.status_code == 401, (method, path)
+            else:  # a page: to the login page, and nothing of the page itself
+                assert response.status_code == 303, (method, path)
+                assert response.headers["location"] == "/", (method, path)
+        for path in sockets:
+            with pytest.raises(InvalidStatus) as refused:
+                connect(f"ws://{address}{_example(path)}", open_timeout=5)
+            assert refused.value.response.status_code == 403, path
 
 
 def test_the_live_stream_needs_the_token(tmp_path: Path) -> None:

@@ -26,4 +26,5 @@ bench_app = typer.Typer(help="Speed and memory figures (medians; keys carry thei
 bench_app.callback(invoke_without_command=True)(bench.bench)
 bench_app.command("mqtt")(bench.bench_mqtt)
 bench_app.command("ble")(bench.bench_ble)
+bench_app.command("e2e")(bench.bench_e2e)
 app.add_typer(bench_app, name="bench")

@@ -1,4 +1,4 @@
-"""`stridecue bench`: the engine, the MQTT path and the Bluetooth path, measured."""
+"""`stridecue bench`: the engine, the MQTT path, the Bluetooth path and the whole chain."""
 
 from __future__ import annotations
 
@@ -72,4 +72,38 @@ def bench_ble(
     from stridecue.ble_bench import run_ble_bench
 
     figures = asyncio.run(run_ble_bench(latency_s=latency_s, sustained_s=sustained_s))
+    _print_figures(figures, json_out)
+
+
+def bench_e2e(
+    mqtt: Annotated[
+        str, typer.Option(help="The broker (a real Mosquitto).")
+    ] = "mqtt://127.0.0.1:1883",
+    json_out: Annotated[bool, typer.Option("--json", help="One flat JSON object.")] = False,
+    athletes: Annotated[
+        list[int] | None, typer.Option(help="Team sizes after the single athlete (repeatable).")
+    ] = None,
+    stream_s: Annotated[float, typer.Option(help="Stream seconds per run (real time).")] = 60.0,
+    chromium: Annotated[str, typer.Option(help="The browser to drive.")] = "/usr/bin/chromium",
+) -> None:
+    """Sample → cue on the coach page in a real browser; 1, 10, 50 and 100 athletes, with CPU."""
+    from stridecue.e2e_bench import E2EBenchError, run_e2e_bench
+    from stridecue.mqtt.settings import BrokerConfig
+
+    try:
+        broker = BrokerConfig.from_url(mqtt)
+        figures = asyncio.run(
+            run_e2e_bench(
+                broker,
+                athletes=[10, 50, 100] if athletes is None else athletes,
+                stream_s=stream_s,
+                chromium=chromium,
+            )
+        )
+    except BusError as e:
+        err.print(f"[red]MQTT:[/red] {e}")
+        raise typer.Exit(2) from None
+    except E2EBenchError as e:
+        err.print(f"[red]bench e2e:[/red] {e}")
+        raise typer.Exit(2) from None
     _print_figures(figures, json_out)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ PLAN = SessionPlan(
 DISTINCT = 8  # distinct simulated sessions, tiled over the athletes
 
 
-def _sessions(seconds: float) -> list[SampleBlock]:
+def sessions_of(seconds: float) -> list[SampleBlock]:
     out = []
     for seed in range(DISTINCT):
         athlete = SimulatedAthlete(PLAN, Placement.FOOT, seed=seed, fs_hz=FS_HZ)
@@ -50,25 +50,81 @@ def _sessions(seconds: float) -> list[SampleBlock]:
     return out
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
+
+
+class Fleet:
+    """``n`` simulated athletes streamed through one engine bank, each with its own publisher.
+
+    An async context manager: entering connects the publishers (one MQTT connection each,
+    outboxes in a temporary folder). :meth:`stream` feeds the sessions in 20 ms blocks, paced
+    at ``speed`` × real time, and notes when each cue's block was handed to the engine.
+    """
+
+    def __init__(self, broker: BrokerConfig, n: int, sessions: list[SampleBlock]) -> None:
+        self.broker = broker
+        self.ids = [f"bench-{i:03d}" for i in range(n)]
+        self.sessions = sessions
+        self.publishers: list[Publisher] = []
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Fleet:
+        tmp = Path(self._stack.enter_context(tempfile.TemporaryDirectory()))
+        for athlete_id in self.ids:
+            outbox = Outbox(tmp / f"{athlete_id}.sqlite")
+            self._stack.callback(outbox.close)
+            publisher = Publisher(
+                self.broker,
+                MessageFactory(athlete_id),
+                outbox=outbox,
+                device="bench",
+                placement="foot",
+                sample_rate_hz=FS_HZ,
+            )
+            self.publishers.append(await self._stack.enter_async_context(publisher))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def stream(
+        self, speed: float, clock: Callable[[], float] = time.perf_counter
+    ) -> tuple[dict[tuple[str, int], float], float]:
+        """Stream every session once: ``{(athlete_id, cue seq): clock() when fed}``, and the
+        CPU seconds this process spent doing it."""
+        n = len(self.ids)
+        length = min(len(s) for s in self.sessions)
+        rows = [self.sessions[i % DISTINCT] for i in range(n)]
+        t = np.stack([r.t_s[:length] for r in rows])
+        acc = np.stack([r.acc_g[:length] for r in rows])
+        gyro = np.stack([r.gyro_dps[:length] for r in rows if r.gyro_dps is not None])
+        bank = EngineBank(Placement.FOOT, FS_HZ, [AthleteConfig(PLAN) for _ in range(n)])
+        sent: dict[tuple[str, int], float] = {}
+        seqs = [0] * n
+        step = max(1, round(speed * TICK_S * FS_HZ))
+        cpu0 = time.process_time()
+        next_tick = time.perf_counter()
+        for start in range(0, length, step):
+            stop = start + step
+            fed = clock()
+            batches = bank.process(t[:, start:stop], acc[:, start:stop], gyro[:, start:stop])
+            for i, events in enumerate(batches):
+                for e in events:
+                    if isinstance(e, Cue):
+                        seqs[i] += 1
+                        sent[(self.ids[i], seqs[i])] = fed
+                self.publishers[i].handle(events)
+            next_tick += TICK_S
+            await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+        return sent, time.process_time() - cpu0
 
 
 async def _run(
     broker: BrokerConfig, n: int, speed: float, sessions: list[SampleBlock]
 ) -> dict[str, Any]:
-    length = min(len(s) for s in sessions)
-    rows = [sessions[i % DISTINCT] for i in range(n)]
-    t = np.stack([r.t_s[:length] for r in rows])
-    acc = np.stack([r.acc_g[:length] for r in rows])
-    gyro = np.stack([r.gyro_dps[:length] for r in rows if r.gyro_dps is not None])
-    bank = EngineBank(Placement.FOOT, FS_HZ, [AthleteConfig(PLAN) for _ in range(n)])
-    ids = [f"bench-{i:03d}" for i in range(n)]
-    sent: dict[tuple[str, int], float] = {}
     received: dict[tuple[str, int], float] = {}
-
     async with AsyncExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         client = await stack.enter_async_context(
             aiomqtt.Client(
                 broker.host, broker.port, username=broker.username, password=broker.password
@@ -83,39 +139,10 @@ async def _run(
                     received.setdefault((msg.athlete_id, msg.seq), time.perf_counter())
 
         listener = asyncio.create_task(listen(), name="bench-subscriber")
-        publishers = []
-        for athlete_id in ids:
-            outbox = Outbox(tmp / f"{athlete_id}.sqlite")
-            stack.callback(outbox.close)
-            publishers.append(
-                await stack.enter_async_context(
-                    Publisher(
-                        broker,
-                        MessageFactory(athlete_id),
-                        outbox=outbox,
-                        device="bench",
-                        placement="foot",
-                        sample_rate_hz=FS_HZ,
-                    )
-                )
-            )
-        seqs = [0] * n
-        step = max(1, round(speed * TICK_S * FS_HZ))
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        next_tick = wall0
-        for start in range(0, length, step):
-            stop = start + step
-            fed = time.perf_counter()
-            batches = bank.process(t[:, start:stop], acc[:, start:stop], gyro[:, start:stop])
-            for i, events in enumerate(batches):
-                for e in events:
-                    if isinstance(e, Cue):
-                        seqs[i] += 1
-                        sent[(ids[i], seqs[i])] = fed
-                publishers[i].handle(events)
-            next_tick += TICK_S
-            await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
-        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+        fleet = await stack.enter_async_context(Fleet(broker, n, sessions))
+        wall0 = time.perf_counter()
+        sent, cpu_s = await fleet.stream(speed)
+        wall_s = time.perf_counter() - wall0
         deadline = time.perf_counter() + 10.0
         while len(received.keys() & sent.keys()) < len(sent) and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
@@ -124,8 +151,8 @@ async def _run(
     return {
         "cues_sent": len(sent),
         "cues_lost": len(sent) - len(latencies),
-        "p50_ms": _percentile(latencies, 50),
-        "p99_ms": _percentile(latencies, 99),
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
         "cpu_percent": 100.0 * cpu_s / wall_s,
     }
 
@@ -138,20 +165,27 @@ async def run_mqtt_bench(
     stream_s: float = 60.0,
 ) -> dict[str, Any]:
     """The figures of ``stridecue bench mqtt``, one flat dict with units in the keys."""
-    sessions = _sessions(stream_s)
-    figures: dict[str, Any] = {"broker": broker.url, "speed": speed, "stream_s": stream_s}
-    lost = 0
-    for n in athletes:
-        r = await _run(broker, n, speed, sessions)
+    sessions = sessions_of(stream_s)
+    runs = {n: await _run(broker, n, speed, sessions) for n in athletes}
+    return flat_figures({"broker": broker.url, "speed": speed, "stream_s": stream_s}, runs)
+
+
+def flat_figures(
+    head: dict[str, Any], runs: dict[int, dict[str, Any]], single: str = "cue_latency"
+) -> dict[str, Any]:
+    """Runs by team size as one flat dict: ``{single}_p99_ms`` for one athlete,
+    ``cue_latency_p99_ms_100_athletes``, ``cpu_percent_100_athletes``, … and ``cues_lost`` in
+    all; floats rounded to 3 decimals."""
+    figures = dict(head)
+    for n, r in runs.items():
         who = "1_athlete" if n == 1 else f"{n}_athletes"
-        latency = "" if n == 1 else f"_{who}"  # the single-athlete figures carry no suffix
+        latency = f"{single}_p{{}}_ms" if n == 1 else f"cue_latency_p{{}}_ms_{who}"
         figures |= {
-            f"cue_latency_p50_ms{latency}": r["p50_ms"],
-            f"cue_latency_p99_ms{latency}": r["p99_ms"],
+            latency.format(50): r["p50_ms"],
+            latency.format(99): r["p99_ms"],
             f"cues_sent_{who}": r["cues_sent"],
             f"cues_lost_{who}": r["cues_lost"],
             f"cpu_percent_{who}": r["cpu_percent"],
         }
-        lost += r["cues_lost"]
-    figures["cues_lost"] = lost
+    figures["cues_lost"] = sum(r["cues_lost"] for r in runs.values())
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}

@@ -305,7 +305,7 @@ def test_eval_of_an_empty_folder(tmp_path: Path) -> None:
     assert "no trials here" in said(result)
 
 
-# --- sim-run ---------------------------------------------------------------------------------------
+# --- sim-run -----------------------------------------------------------------------------------
 
 
 def expected_cue_kinds(reps: int) -> list[str]:

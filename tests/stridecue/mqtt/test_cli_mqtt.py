@@ -99,7 +99,8 @@ def test_replay_publishes_every_cue_and_rep(
 
 
 def test_sim_run_publishes_on_an_embedded_broker_it_announces() -> None:
-    result = CliRunner().invoke(app, ["sim-run", "--speed", "max", "--json", "--mqtt", "embedded", *SHORT])
+    args = ["sim-run", "--speed", "max", "--json", "--mqtt", "embedded", *SHORT]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "embedded MQTT broker listening on mqtt://127.0.0.1:" in result.output
     assert "publishing athlete 'athlete'" in result.output

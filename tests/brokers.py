@@ -1,4 +1,6 @@
-"""Brokers for the bus tests: Mosquitto processes of our own, the system one, the embedded one.
+"""Brokers for every test: Mosquitto processes of our own, the system one, the embedded one.
+
+A plugin of the root ``conftest.py``, so its fixtures reach every test folder.
 
 ``mosquitto_process(extra)`` starts a Mosquitto on a free 127.0.0.1 port with ``extra`` config
 lines (persistence files in the test's tmp folder) and hands back a handle that can stop, kill

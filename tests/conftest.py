@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.brokers"]
+
 SHARED_DIR = Path(__file__).resolve().parents[1].parent / "shared"
 
 

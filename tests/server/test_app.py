@@ -17,6 +17,7 @@ from server.app import BodyLimit, create_app
 from stridecue import cli
 from stridecue.mqtt.convert import MessageFactory
 from stridecue.mqtt.messages import CueMessage
+from tests.brokers import Mosquitto
 from tests.server.conftest_app import (
     ANNA_CUES,
     ANNA_METRICS_S,
@@ -37,7 +38,6 @@ from tests.server.conftest_app import (
     wait_for,
     wait_subscribed,
 )
-from tests.stridecue.mqtt.conftest import Mosquitto, mosquitto_process  # noqa: F401
 
 
 def test_athletes_and_their_sessions(served: httpx.Client) -> None:

@@ -68,7 +68,6 @@ from tests.server.conftest_app import (
     wait_for,
     wait_subscribed,
 )
-from tests.stridecue.mqtt.conftest import mosquitto_process  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

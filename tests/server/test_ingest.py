@@ -1,6 +1,5 @@
 """The MQTT consumer on a real Mosquitto: malformed messages counted, store failures survived,
 and a broker restart followed by a reconnection."""
-# ruff: noqa: F811 (fixtures imported from other modules are test parameters of the same name)
 
 from __future__ import annotations
 
@@ -22,6 +21,7 @@ from stridecue.mqtt.convert import MessageFactory
 from stridecue.mqtt.messages import CueMessage, Message
 from stridecue.mqtt.subscriber import MAX_PAYLOAD_BYTES
 from stridecue.mqtt.topics import Kind, topic
+from tests.brokers import Mosquitto
 from tests.server.conftest_app import (
     ANNA_CUES,
     T0,
@@ -33,7 +33,6 @@ from tests.server.conftest_app import (
     wait_for,
     wait_subscribed,
 )
-from tests.stridecue.mqtt.conftest import Mosquitto, mosquitto_process  # noqa: F401
 
 DEADLINE_S = 10.0
 pytestmark = pytest.mark.mosquitto

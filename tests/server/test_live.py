@@ -1,5 +1,4 @@
 """The live fan-out: a message on the broker reaches the WebSocket; a slow client is dropped."""
-# ruff: noqa: F811 (fixtures imported from other modules are test parameters of the same name)
 
 from __future__ import annotations
 
@@ -27,7 +26,6 @@ from tests.server.conftest_app import (
     settings,
     wait_subscribed,
 )
-from tests.stridecue.mqtt.conftest import system_mosquitto  # noqa: F401
 
 LATENCY_LIMIT_S = 2.0
 

@@ -5,7 +5,6 @@ counters add up to what was published, kind by kind); each replica still shows e
 live; when one replica dies, the other stores everything that follows. Also the settings that
 guard a group (a broker that can share, one coach token for all).
 """
-# ruff: noqa: F811 (fixtures imported from other modules are test parameters of the same name)
 
 from __future__ import annotations
 
@@ -50,8 +49,8 @@ from stridecue.mqtt.messages import (
 )
 from stridecue.mqtt.subscriber import Subscriber, SubscriptionRefusedError
 from stridecue.mqtt.topics import Kind
+from tests.brokers import Mosquitto
 from tests.server.conftest_app import TOKEN, publish, wait_for
-from tests.stridecue.mqtt.conftest import Mosquitto, mosquitto_process  # noqa: F401
 
 STRIDECUE = Path(sys.executable).parent / "stridecue"
 GROUP = "coaches"

@@ -13,13 +13,12 @@ import pytest
 
 from stridecue.e2e_bench import CHROMIUM, run_e2e_bench
 from stridecue.mqtt.settings import BrokerConfig
-from tests.stridecue.mqtt.conftest import system_mosquitto  # noqa: F401
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.browser]
 
 
 def test_every_cue_fed_is_seen_on_the_coach_page(
-    system_mosquitto: BrokerConfig,  # noqa: F811 (the fixture imported above)
+    system_mosquitto: BrokerConfig,
 ) -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no browser at {CHROMIUM}")

@@ -14,7 +14,7 @@ import aiomqtt
 import psutil
 
 from stridecue.mqtt.broker import EmbeddedBroker
-from tests.stridecue.mqtt.conftest import listening
+from tests.brokers import listening
 
 
 def _string(text: str) -> bytes:

@@ -43,7 +43,7 @@ from stridecue.mqtt.settings import BrokerConfig
 from stridecue.mqtt.topics import Kind, subscription, topic
 from stridecue.runner import build_engine, run_session
 from stridecue.sources import SimulatedSource
-from tests.stridecue.mqtt.conftest import Mosquitto
+from tests.brokers import Mosquitto
 
 pytestmark = pytest.mark.mosquitto
 

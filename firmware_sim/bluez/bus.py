@@ -92,6 +92,9 @@ class PrivateBus:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=log,
+                # Out of the terminal's process group: Ctrl-C reaches its owner, which stops the
+                # bus after its clients, not the daemon under them mid-session.
+                start_new_session=True,
             )
         try:
             self._address = self._read_address()

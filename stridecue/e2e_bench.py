@@ -54,7 +54,6 @@ class E2EBenchError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Companion:
-    process: asyncio.subprocess.Process
     url: str
     token: str
 
@@ -86,7 +85,7 @@ async def companion(broker: BrokerConfig, folder: Path) -> AsyncIterator[Compani
     url = f"http://127.0.0.1:{port}"
     try:
         await _until_subscribed(url, process)
-        yield Companion(process, url, token)
+        yield Companion(url, token)
     finally:
         if process.returncode is None:
             process.terminate()

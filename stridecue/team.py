@@ -86,7 +86,6 @@ class Run:
     broker_url: str
     data_dir: Path
     bluetooth: bool
-    log_level: int = logging.WARNING
 
 
 async def run_member(member: Member, run: Run) -> None:
@@ -142,7 +141,7 @@ async def _run_over_bluetooth(
 def _member_main(member: Member, run: Run) -> None:
     """A member's process: its session, then exit; Ctrl-C or SIGTERM unwind it cleanly (the
     private dbus-daemon is stopped, the outbox closed)."""
-    logging.basicConfig(level=run.log_level, format=f"{member.athlete_id}: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=f"{member.athlete_id}: %(message)s")
 
     async def main() -> None:
         task = asyncio.current_task()

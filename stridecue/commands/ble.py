@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from device.errors import DeviceError
-from dsp.session import Readiness
 from stridecue.commands.common import (
     AthleteOpt,
     CooldownOpt,
@@ -32,6 +31,7 @@ from stridecue.commands.common import (
     _live_run,
     _placement,
     _plan,
+    _readiness,
     _settings,
     console,
     err,
@@ -130,9 +130,7 @@ def run(
     plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
     where = _placement(placement)
     settings = _settings(mqtt, athlete)
-    readiness = Readiness(
-        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
-    )
+    readiness = _readiness(soreness, poor_sleep, illness, fatigued)
     title = f"stridecue run · {device} · {where.value} · {plan.name}"
     _live_run(
         lambda: open_device(device, profile, where, output=output, duration_s=duration_s),

@@ -90,6 +90,12 @@ def _settings(mqtt: str | None, athlete: str | None) -> Settings:
     return settings
 
 
+def _readiness(soreness: bool, poor_sleep: bool, illness: bool, fatigued: bool) -> Readiness:
+    return Readiness(
+        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
+    )
+
+
 def _placement(name: str) -> Placement:
     try:
         return Placement.parse(name)

@@ -12,7 +12,6 @@ from rich.progress import Progress
 from rich.table import Table
 
 from dsp.plan import template
-from dsp.session import Readiness
 from firmware_sim.impair import Impairments
 from firmware_sim.runner import SimulatedAthlete
 from stridecue.commands.common import (
@@ -34,6 +33,7 @@ from stridecue.commands.common import (
     _live_run,
     _placement,
     _plan,
+    _readiness,
     _ready,
     _settings,
     _speed,
@@ -145,9 +145,7 @@ def sim_run(
     source = SimulatedSource(runner, block_s=block_s)
     title = f"stridecue sim-run · simulated {placement} sensor · {plan.name} · ×{speed}"
     settings = _settings(mqtt, athlete)
-    readiness = Readiness(
-        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
-    )
+    readiness = _readiness(soreness, poor_sleep, illness, fatigued)
     _live_run(
         lambda: _ready(source), plan, title, pace, json_lines, settings, "firmware_sim", readiness
     )
@@ -222,9 +220,7 @@ def replay(
         raise typer.BadParameter(str(e), param_hint="--template") from None
     title = f"stridecue replay · {path.name} · {source.placement.value}"
     settings = _settings(mqtt, athlete)
-    readiness = Readiness(
-        soreness=soreness, poor_sleep=poor_sleep, illness=illness, accumulated_fatigue=fatigued
-    )
+    readiness = _readiness(soreness, poor_sleep, illness, fatigued)
     _live_run(
         lambda: _ready(source),
         plan,

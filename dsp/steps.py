@@ -25,7 +25,7 @@ from statistics import median
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, sosfilt, sosfilt_zi
+from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
 
 from dsp.axes import GravityAxis, PrincipalAxis
 from dsp.events import Placement, StepEvent
@@ -44,6 +44,13 @@ class LandmarkConfig:
     gct_min_s: float = 0.10
     gct_max_s: float = 0.45
     min_step_s: float = 0.45  # between two ICs seen by this sensor (a stride for one-leg sensors)
+    refractory_fraction: float = 0.0  # ... or this fraction of the recent median interval, if
+    # longer: a walking stride (~1.1 s) holds a push-off peak ~0.55 s after the impact
+    ic_replace_s: float = 0.45  # a bigger landmark this soon after a pending IC replaces it
+    hold_pending: bool = False  # shank: a pending IC holds until gct_max_s has passed
+    max_interval_s: float = 2.0  # a longer interval between contacts is a pause, not a stride
+    ic_rise_s: float = 0.0  # shank: an impact's height is its rise above the lowest |a| this
+    # far before it (a sharp impact, not a broad push-off hump, is the contact)
     ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
     ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
     ic_min_g: float = 2.0  # shank: impact peak of |a|
@@ -51,9 +58,15 @@ class LandmarkConfig:
     quiet_gyro_dps: float = 60.0  # foot: quiet stance is |ω| below this (with a gyroscope) ...
     quiet_acc_g: float = 0.3  # ... and |a| within this of 1 g ...
     quiet_min_s: float = 0.04  # ... for at least this long (with a gyroscope)
-    quiet_min_acc_only_s: float = 0.10  # ... without one: calm |a| alone needs longer
+    quiet_min_acc_only_s: float = 0.02  # without one: the calm (below) holds this long
+    calm_window_s: float = 0.05  # acc-only calm: over this span, the mean of | |a| - 1 g | ...
+    calm_acc_g: float = 0.3  # ... below this (a clip rings around 1 g in stance, never still)
+    calm_tilt_g: float = 0.6  # ... and the mean of |a - mean gravity direction| below this
     impact_window_s: float = 0.12  # foot: the impact is the sharpest change this far before it
     ic_relative: float = 0.25  # ... and at least this fraction of the recent median impact
+    ic_relative_acc_only: float = 0.25  # foot without gyroscope: the same, for the jerk landmark
+    supersede_ratio: float = 1.5  # a landmark this much above the last step's, within one
+    # stride of it, shows that step was not a contact: it is taken (the detector re-locks)
     to_back_s: float = 0.10
     to_ahead_s: float = 0.08
     to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
@@ -67,7 +80,18 @@ class LandmarkConfig:
 
 
 CONFIGS: dict[Placement, LandmarkConfig] = {
-    Placement.SHANK: LandmarkConfig(ic_lag_s=0.030, to_lag_s=0.020),
+    Placement.SHANK: LandmarkConfig(
+        ic_lag_s=0.030,
+        to_lag_s=0.020,
+        gct_max_s=0.9,
+        ic_back_s=0.3,
+        ic_min_g=0.5,
+        ic_rise_s=0.05,
+        ic_replace_s=0.25,
+        hold_pending=True,
+        refractory_fraction=0.45,
+        to_trough_max_g=0.6,
+    ),
     Placement.FOOT: LandmarkConfig(
         ic_lag_s=0.005, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
     ),
@@ -190,6 +214,16 @@ class StepDetector:
                 gyro: RunningMin(s, span + 1, fill=0.0) for gyro, span in self._quiet_spans.items()
             }
             self._was_quiet = np.zeros(s, dtype=bool)
+            # Without a gyroscope, calm is the mean deviation of |a| from 1 g over a short span
+            # (FIR boxcar; its state starts as if the past were far from calm).
+            width = self._samples(c.calm_window_s)
+            self._calm_b = np.full(width, 1.0 / width)
+            self._calm_zi = np.tile(np.arange(width - 1, 0, -1.0) / width, (2 * s, 1))
+            # Samples before a decided stance start that may hold the impact.
+            self._impact_span = {
+                True: self._samples(c.impact_window_s),
+                False: self._quiet_spans[False] + width + self._samples(c.impact_window_s),
+            }
             self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
             self._to = SlidingExtremum(
                 s,
@@ -225,6 +259,8 @@ class StepDetector:
         quality: QualityBlock,
     ) -> list[list[StepEvent]]:
         c = self.config
+        impact_span = 0
+        rise = self._samples(c.ic_rise_s) if c.ic_rise_s > 0 else 0
         norm = np.sqrt(np.einsum("sin,sin->sn", acc_g, acc_g))
         gyro_norm = (
             None if gyro_dps is None else np.sqrt(np.einsum("sin,sin->sn", gyro_dps, gyro_dps))
@@ -238,8 +274,11 @@ class StepDetector:
         else:
             impact = self._jerk(t_s, acc_g)
             to_signal = norm if gyro_norm is None else gyro_norm
-            ic_rows, ic_decided = self._stance_starts(norm, gyro_norm)
-            ic_idx = ic_decided - self._quiet_spans[gyro_norm is not None]
+            along = self._axis.process(acc_g) if gyro_norm is None else None
+            ic_rows, ic_decided = self._stance_starts(norm, gyro_norm, along)
+            # With a gyroscope the quiet span is exact: the impact lies before it began.
+            ic_idx = ic_decided - (self._quiet_spans[True] if gyro_norm is not None else 0)
+            impact_span = self._impact_span[gyro_norm is not None]
         ext = self._hist.extend(
             t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
         )
@@ -265,7 +304,7 @@ class StepDetector:
             j = col(i)
             if kind == 0 and c.stance_anchored:
                 # The impact: the sharpest change of acceleration just before stance went quiet.
-                lo = max(0, j - self._samples(c.impact_window_s))
+                lo = max(0, j - impact_span)
                 window = ext["x"][row, lo : j + 1]  # NaN before the stream's first sample
                 j = lo + int(np.argmax(np.where(np.isnan(window), -np.inf, window)))
                 i = j + self._hist.ext_base
@@ -278,9 +317,14 @@ class StepDetector:
                 # The impact in g: the largest |a| within the confirmation span of the landmark.
                 d = self._ic.ahead
                 impact_g = float(np.fmax.reduce(ext["n"][row, j - d : j + d + 1]))
-                self._on_impact(
-                    st, _Pending(t_i, float(ext["x"][row, j]), seg, i, impact_g=impact_g)
-                )
+                value = float(ext["x"][row, j])
+                if rise:
+                    # NaN before the stream's first sample: no rise can be measured there.
+                    before = ext["n"][row, max(0, j - rise) : j]
+                    value -= float(np.fmin.reduce(before)) if before.size else np.nan
+                    if not np.isfinite(value):
+                        continue
+                self._on_impact(st, _Pending(t_i, value, seg, i, impact_g=impact_g))
                 continue
             p = st.pending
             if p is None or p.segment != seg or seg != int(ext["seg"][row, col(decided)]):
@@ -296,18 +340,32 @@ class StepDetector:
         return out
 
     def _stance_starts(
-        self, norm: FloatArray, gyro_norm: FloatArray | None
+        self, norm: FloatArray, gyro_norm: FloatArray | None, along: FloatArray | None
     ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """(rows, absolute indices) of the samples that complete a quiet stance.
+
+        ``along`` is the acceleration along the mean gravity direction (g), needed without a
+        gyroscope.
 
         The stance began ``self._quiet_spans[with gyro]`` samples before each of them.
         """
         c = self.config
         # Stance: the foot is still (|a| ≈ 1 g) and not rotating. Either alone is not enough: at
         # the end of swing the pitch rate crosses zero slowly while the foot still decelerates.
-        calm = np.abs(norm - 1.0) < c.quiet_acc_g
         if gyro_norm is not None:
-            calm &= gyro_norm < c.quiet_gyro_dps
+            calm = (np.abs(norm - 1.0) < c.quiet_acc_g) & (gyro_norm < c.quiet_gyro_dps)
+        else:
+            assert along is not None
+            # A real shoe clip rings and rolls through stance: |a| is near 1 g on average over
+            # a few tens of ms, not sample by sample (measured on a shoe clip, 100 Hz). Mid-swing
+            # also passes through 1 g, but with the foot pitched: the vector a then lies far from
+            # the mean gravity direction ĝ (which a flat foot in stance dominates), by
+            # |a - ĝ| = sqrt(|a|² - 2 a·ĝ + 1) ≈ 1 g against ≈ 0.3 g in stance.
+            tilt = np.sqrt(np.maximum(norm * norm - 2.0 * along + 1.0, 0.0))
+            both = np.concatenate([np.abs(norm - 1.0), tilt], axis=0)
+            mean_dev, self._calm_zi = lfilter(self._calm_b, [1.0], both, axis=1, zi=self._calm_zi)
+            s = self.n_streams
+            calm = (mean_dev[:s] < c.calm_acc_g) & (mean_dev[s:] < c.calm_tilt_g)
         quiet = self._quiet[gyro_norm is not None].process(calm.astype(float)) > 0.5
         before = np.concatenate([self._was_quiet[:, None], quiet[:, :-1]], axis=1)
         self._was_quiet = quiet[:, -1].copy()
@@ -333,16 +391,25 @@ class StepDetector:
 
     def _on_impact(self, st: _StreamState, cand: _Pending) -> None:
         c = self.config
-        floor = max(c.ic_min_g, c.ic_relative * median(st.peaks)) if st.peaks else c.ic_min_g
+        relative = (
+            c.ic_relative_acc_only if c.stance_anchored and self._to_on_norm else c.ic_relative
+        )
+        floor = max(c.ic_min_g, relative * median(st.peaks)) if st.peaks else c.ic_min_g
         if cand.value < floor:
             return
         p = st.pending
-        if p is not None and cand.t_s - p.t_s < c.min_step_s:
-            if cand.value > p.value:  # a bigger impact within one step: the earlier was not it
-                st.pending = cand
+        min_step_s = c.min_step_s
+        if st.intervals:
+            min_step_s = max(min_step_s, c.refractory_fraction * median(st.intervals))
+            min_step_s = min(min_step_s, c.refractory_fraction * c.max_interval_s)
+        if p is not None and cand.t_s - p.t_s < min_step_s:
+            if cand.value > p.value and cand.t_s - p.t_s < c.ic_replace_s:
+                st.pending = cand  # a bigger impact just after: the earlier was not it
             return
-        recent = cand.segment == st.last_ic_segment and cand.t_s - st.last_ic_s < c.min_step_s
-        if p is None and recent:
+        if p is not None and c.hold_pending and cand.t_s - p.t_s < c.gct_max_s:
+            return  # the pending contact may still end (walking: the push-off comes late)
+        recent = cand.segment == st.last_ic_segment and cand.t_s - st.last_ic_s < min_step_s
+        if p is None and recent and cand.value <= c.supersede_ratio * st.peaks[-1]:
             return  # e.g. a push-off peak just after an emitted step
         st.pending = cand
 
@@ -350,12 +417,11 @@ class StepDetector:
         p = st.pending
         assert p is not None
         regular = 1.0
-        if p.segment == st.last_ic_segment and st.intervals:
-            interval = p.t_s - st.last_ic_s
-            regular = float(np.exp(-abs(interval / median(st.intervals) - 1.0) / 0.15))
+        interval = p.t_s - st.last_ic_s
+        if p.segment == st.last_ic_segment and interval <= self.config.max_interval_s:
+            if st.intervals:
+                regular = float(np.exp(-abs(interval / median(st.intervals) - 1.0) / 0.15))
             st.intervals.append(interval)
-        elif p.segment == st.last_ic_segment:
-            st.intervals.append(p.t_s - st.last_ic_s)
         typical = median(st.peaks) if st.peaks else 0.0
         strength = min(1.0, p.value / typical) if typical > 0 else 1.0
         st.peaks.append(p.value)

@@ -6,6 +6,10 @@ boundaries are known by construction. Steps alternate legs; each step's interval
 at its initial contact (IC), its toe-off (TO) is IC + contact time. Per-step randomness is drawn
 from a stream keyed by the step index, so a step regenerated after a schedule change (closed loop)
 keeps its own noise and the whole sequence stays reproducible from the seed.
+
+Walking has no flight phase: a walking step's contact outlasts its step interval (double
+support). Standing stops the steps: the last two steps before a stand stay on the ground until it
+ends (both feet down), and stepping resumes from there.
 """
 
 from __future__ import annotations
@@ -18,18 +22,19 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.plan import SessionPlan
-
 FloatArray = NDArray[np.float64]
 
 LEFT, RIGHT = 0, 1
 LEG_NAMES = ("left", "right")
+RUNNING, WALKING, STILL = "running", "walking", "still"  # activities, as the truth names them
+STRIKES = ("heel", "mid", "fore")  # foot strike patterns, rearfoot to forefoot
 
 # Independent random streams of one seed (numpy SeedSequence entropy [seed, stream, chunk]).
 STREAM_PROFILE, STREAM_STEPS, STREAM_SCRIPT, STREAM_START = 0, 1, 2, 3
 STREAM_ACC_NOISE, STREAM_GYRO_NOISE = 4, 5
 STREAM_IMP_NOISE, STREAM_JITTER, STREAM_DROP, STREAM_ORIENT, STREAM_BIAS = 6, 7, 8, 9, 10
 STREAM_PACKET = 11
+STREAM_SHOE = 12  # per-step draws of shoe, mounts, stance, sway (see waveforms.SHOE_COLUMNS)
 
 # Columns of the per-step standard-normal draws (clipped to ±3).
 Z_INTERVAL, Z_GCT, Z_IMPACT, Z_SWING, Z_TOE_OFF, Z_IC_DIP = 0, 1, 2, 3, 4, 5
@@ -38,6 +43,9 @@ STEP_NOISE_COLUMNS = 12
 
 _CHUNK_ROWS = 1024
 _MAX_GCT_FRACTION = 0.85  # running always has a flight phase: GCT < 85 % of the step interval
+_MIN_WALK_GCT_FRACTION = 1.08  # walking always has double support: GCT > the step interval
+_SETTLE_S = 0.4  # from the closing step of a stop to standing still
+RESTART_S = 0.3  # from the end of a stand to the first step
 
 
 @lru_cache(maxsize=64)
@@ -79,6 +87,16 @@ class AthleteProfile:
     lengthened by ``fatigue_gct_pct_per_rep * (r - 1)`` %; from rep ``fatigue_onset_rep`` on
     (``None``: never) a further ``fatigue_cadence_jump_pct`` / ``fatigue_gct_jump_pct`` apply.
     The shank and trunk lags are the per-athlete sensor landmarks relative to true contact.
+
+    A shoe is not a rigid body: ``strike`` (``heel``, ``mid`` or ``fore``) shapes the stance,
+    ``shoe_swing_gain`` scales the swing (a clip below the ankle swings through ±8 g),
+    ``shoe_heel_off_g`` is the roll's acceleration from heel-off to toe-off, ``shoe_micro_g`` the
+    shoe's flex and micro-motion in stance (RMS per axis), and the mount (clip, laces, insole)
+    rings at ``mount_resonance_hz`` with a ``mount_decay_ms`` time constant, ``mount_gain`` g per
+    g of impact. ``shank_impact_g`` is the tibial shock at easy pace; ``trunk_wobble_g`` the
+    soft-tissue and belt ringing of a trunk sensor after each contact, ``trunk_shock_g`` the
+    sharp heel-strike shock it feels first. ``walk_cadence_spm`` and ``walk_gct_ms``: the gait of
+    walked recoveries.
     """
 
     easy_cadence_spm: float
@@ -100,6 +118,18 @@ class AthleteProfile:
     fatigue_gct_jump_pct: float = 0.0
     trunk_impact_g: float = 0.9  # impact transient of the vertical ground reaction force
     trunk_impact_ms: float = 55.0  # ... and its duration
+    walk_cadence_spm: float = 112.0
+    walk_gct_ms: float = 620.0
+    strike: str = "heel"
+    shoe_swing_gain: float = 1.8
+    shoe_heel_off_g: float = 1.1
+    shoe_micro_g: float = 0.1
+    mount_resonance_hz: float = 18.0
+    mount_decay_ms: float = 40.0
+    mount_gain: float = 0.6
+    shank_impact_g: float = 8.0
+    trunk_wobble_g: float = 0.5
+    trunk_shock_g: float = 3.3
 
     def __post_init__(self) -> None:
         if not 0 < self.easy_cadence_spm < self.stride_cadence_spm:
@@ -110,6 +140,10 @@ class AthleteProfile:
             raise ValueError("reaction_delay_s must be >= 0 and transition_tau_s > 0")
         if self.fatigue_onset_rep is not None and self.fatigue_onset_rep < 1:
             raise ValueError("fatigue_onset_rep is 1-based (or None)")
+        if not 0 < self.walk_cadence_spm < self.easy_cadence_spm:
+            raise ValueError("need 0 < walk_cadence_spm < easy_cadence_spm")
+        if self.strike not in STRIKES:
+            raise ValueError(f"strike must be one of {', '.join(STRIKES)}, got {self.strike!r}")
 
     @classmethod
     def draw(
@@ -142,6 +176,19 @@ class AthleteProfile:
             fatigue_onset_rep=fatigue_onset_rep if fatiguing else None,
             fatigue_cadence_jump_pct=u(4.5, 6.0) if fatiguing else 0.0,
             fatigue_gct_jump_pct=u(7.0, 10.0) if fatiguing else 0.0,
+            # Drawn last, so the fields above keep their values of earlier versions.
+            walk_cadence_spm=u(100.0, 125.0),
+            walk_gct_ms=u(550.0, 700.0),
+            strike=STRIKES[int(rng.choice(3, p=[0.6, 0.25, 0.15]))],
+            shoe_swing_gain=u(1.7, 2.4),
+            shoe_heel_off_g=u(1.0, 2.0),
+            shoe_micro_g=u(0.1, 0.2),
+            mount_resonance_hz=u(14.0, 24.0),
+            mount_decay_ms=u(30.0, 50.0),
+            mount_gain=u(0.4, 0.8),
+            shank_impact_g=u(7.0, 9.5),
+            trunk_wobble_g=u(0.4, 0.9),
+            trunk_shock_g=u(2.8, 3.8),
         )
 
     def stride_targets(self, rep: int) -> tuple[float, float]:
@@ -166,7 +213,8 @@ class PaceSchedule:
     """Piecewise first-order cadence and contact-time targets.
 
     From a change at ``start_s`` the value moves from where it was toward the new target as
-    ``target + (value_at_start - target) * exp(-(t - start_s) / tau)``.
+    ``target + (value_at_start - target) * exp(-(t - start_s) / tau)``. Each segment also names
+    the activity (running, walking or still) the runner switches to at its start.
     """
 
     def __init__(self, cadence_spm: float, gct_ms: float, tau_s: float) -> None:
@@ -175,18 +223,28 @@ class PaceSchedule:
         self._segments: list[tuple[float, float, float, float]] = [
             (cadence_spm, gct_ms, cadence_spm, gct_ms)
         ]
+        self._activities: list[str] = [RUNNING]
 
     @property
     def last_change_s(self) -> float:
         return self._starts[-1]
 
-    def change(self, start_s: float, cadence_spm: float, gct_ms: float) -> None:
+    def change(
+        self, start_s: float, cadence_spm: float, gct_ms: float, activity: str = RUNNING
+    ) -> None:
         """From ``start_s`` on, head for a new target (changes must come in time order)."""
         if start_s < self._starts[-1]:
             raise ValueError(f"schedule change at {start_s} s precedes the last one")
         cad0, gct0 = self.at(start_s)
         self._starts.append(start_s)
         self._segments.append((cadence_spm, gct_ms, cad0, gct0))
+        self._activities.append(activity)
+
+    def activity_at(self, t_s: float) -> tuple[str, float]:
+        """The activity at ``t_s`` and the time it ends (the next change, or infinity)."""
+        i = bisect.bisect_right(self._starts, t_s) - 1
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else math.inf
+        return self._activities[max(i, 0)], end
 
     def at(self, t_s: float) -> tuple[float, float]:
         """Model (cadence_spm, gct_ms) at ``t_s``."""
@@ -200,8 +258,9 @@ class PaceSchedule:
 class StepTrack:
     """The step sequence of both legs, generated lazily ahead of the sample stream.
 
-    Step ``k`` has leg ``(k + first_leg) % 2``, IC ``ic_s[k]`` and TO ``ic_s[k] + gct_s[k]``.
-    Steps start a little before t = 0 so that the stream opens mid-run.
+    Step ``k`` has leg ``(k + first_leg) % 2``, IC ``ic_s[k]``, TO ``ic_s[k] + gct_s[k]`` and
+    gait ``activity[k]`` (running or walking; ``still`` for the closing step of a stop, whose
+    stand is ``stands_s[k]``). Steps start a little before t = 0 so that the stream opens mid-run.
     """
 
     def __init__(self, profile: AthleteProfile, schedule: PaceSchedule, seed: int) -> None:
@@ -213,6 +272,8 @@ class StepTrack:
         self.ic_s: list[float] = []
         self.gct_s: list[float] = []
         self.cadence_spm: list[float] = []
+        self.activity: list[str] = []
+        self.stands_s: dict[int, tuple[float, float]] = {}
         self._next_ic_s = -2.0 + float(rng.uniform(0.0, 0.4))
 
     def __len__(self) -> int:
@@ -238,10 +299,36 @@ class StepTrack:
                 * (1.0 + self.profile.gct_cv_pct / 100.0 * float(np.clip(z_gct, -3, 3)))
             )
             gct *= 1.0 + side * self.profile.asymmetry_pct / 200.0
+            activity, end_s = self.schedule.activity_at(ic)
+            if activity == STILL and k > 0:
+                self._stop(k, ic, end_s, cad)
+                continue
+            if activity == WALKING:
+                gct = max(gct, _MIN_WALK_GCT_FRACTION * interval)
+            else:
+                gct = min(gct, _MAX_GCT_FRACTION * interval)
             self.ic_s.append(ic)
-            self.gct_s.append(min(gct, _MAX_GCT_FRACTION * interval))
+            self.gct_s.append(gct)
             self.cadence_spm.append(cad)
+            self.activity.append(activity if activity == WALKING else RUNNING)
             self._next_ic_s = ic + interval
+
+    def _stop(self, k: int, ic: float, end_s: float, cadence_spm: float) -> None:
+        """Step ``k`` brings the feet together; both stay down until ``end_s``.
+
+        The previous step's leg lifts first at ``end_s`` and lands again ``RESTART_S`` later; the
+        closing leg lifts just after that landing, like the first steps of a walk.
+        """
+        if not math.isfinite(end_s) or end_s < ic + _SETTLE_S + 2 * RESTART_S:
+            raise ValueError(f"a stand at {ic:.1f} s must end, and last over a second")
+        self.gct_s[k - 1] = end_s - self.ic_s[k - 1]
+        restart = end_s + RESTART_S
+        self.ic_s.append(ic)
+        self.gct_s.append(restart + 0.1 - ic)
+        self.cadence_spm.append(cadence_spm)
+        self.activity.append(STILL)
+        self.stands_s[k] = (ic + _SETTLE_S, end_s)
+        self._next_ic_s = restart
 
     def truncate(self, keep: int) -> None:
         """Keep steps ``0..keep-1`` and regenerate the rest from the (changed) schedule.
@@ -249,7 +336,9 @@ class StepTrack:
         The kept last step lands as planned; its successor follows the new schedule. Its interval
         never shrinks below what keeps that step's flight phase.
         """
-        del self.ic_s[keep:], self.gct_s[keep:], self.cadence_spm[keep:]
+        del self.ic_s[keep:], self.gct_s[keep:], self.cadence_spm[keep:], self.activity[keep:]
+        for k in [k for k in self.stands_s if k >= keep]:
+            del self.stands_s[k]
         k = keep - 1
         cad, _ = self.schedule.at(self.ic_s[k])
         interval = max(self._interval(k, cad), self.gct_s[k] / _MAX_GCT_FRACTION)
@@ -268,32 +357,3 @@ class StepTrack:
         side = 1.0 if self.leg(k) == LEFT else -1.0
         jitter = 1.0 + self.profile.cadence_cv_pct / 100.0 * float(np.clip(z, -3, 3))
         return 60.0 / cadence_spm * jitter * (1.0 + side * self.profile.asymmetry_pct / 400.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """An open-loop session: the pace schedule, the true rep boundaries and the end time."""
-
-    schedule: PaceSchedule
-    reps_s: tuple[tuple[float, float], ...]
-    end_s: float
-
-
-def open_loop_script(plan: SessionPlan, profile: AthleteProfile, seed: int) -> Script:
-    """Warm-up, ``plan.reps`` strides, recoveries, cool-down, on the plan's clock.
-
-    Each recovery lasts ``plan.min_recovery_s`` plus a seeded 15–30 s: a real runner waits for
-    the engine's cue, which comes only once the recovery is full.
-    """
-    rng = np.random.default_rng([seed, STREAM_SCRIPT])
-    extra_s = rng.uniform(15.0, 30.0, size=plan.reps)
-    schedule = PaceSchedule(profile.easy_cadence_spm, profile.easy_gct_ms, profile.transition_tau_s)
-    reps: list[tuple[float, float]] = []
-    start = plan.warmup_s
-    for rep in range(1, plan.reps + 1):
-        end = start + plan.rep_s
-        schedule.change(start, *profile.stride_targets(rep))
-        schedule.change(end, profile.easy_cadence_spm, profile.easy_gct_ms)
-        reps.append((start, end))
-        start = end + plan.min_recovery_s + float(extra_s[rep - 1])
-    return Script(schedule, tuple(reps), reps[-1][1] + plan.cooldown_s)

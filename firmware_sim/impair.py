@@ -1,4 +1,5 @@
-"""Sensor and link impairments: noise, bias, mounting, saturation, jitter, drift, packet loss.
+"""Sensor and link impairments: noise, bias, mounting, saturation, jitter, drift, packet loss,
+no gyroscope.
 
 All are off by default and all are seeded. Every random draw is keyed by the sample (or packet)
 index, so the impaired stream is the same whatever block sizes it is read in.
@@ -30,6 +31,7 @@ _SPEC_KEYS = {
     "drop": "drop_rate",
     "drift": "clock_drift_ppm",
 }
+_SPEC_FLAGS = {"orientation": "random_orientation", "accel-only": "accel_only"}
 _MAX_JITTER_PERIODS = 0.45  # keeps timestamps strictly increasing and never reordered
 
 
@@ -53,6 +55,9 @@ class Impairments:
     drop_rate
         Fraction of BLE packets lost. A packet is a run of 4–10 consecutive samples (size seeded),
         so losses are gaps in the timestamps, never reorderings.
+    accel_only
+        The sensor has no gyroscope: a foot pod streams acceleration only, like most clips and
+        activity monitors (``accel-only,saturation=8`` at 100 Hz is a typical shoe clip).
     clock_drift_ppm
         The sensor clock runs fast (> 0) or slow: timestamps are true time × (1 + ppm·1e-6).
         The simulator's ground truth is expressed in that same sensor time base, so an evaluator
@@ -66,6 +71,7 @@ class Impairments:
     jitter_ms: float = 0.0
     drop_rate: float = 0.0
     clock_drift_ppm: float = 0.0
+    accel_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("noise_g", "bias_g", "jitter_ms"):
@@ -82,9 +88,9 @@ class Impairments:
     def from_spec(cls, spec: str) -> Impairments:
         """Parse a CLI string like ``noise=0.05,orientation,saturation=8,jitter=2,drop=0.01``.
 
-        Keys: ``noise`` (g), ``bias`` (g), ``orientation`` (a flag), ``saturation`` (g),
-        ``jitter`` (ms), ``drop`` (fraction), ``drift`` (ppm). An empty string or ``none``
-        means no impairment.
+        Keys: ``noise`` (g), ``bias`` (g), ``orientation`` and ``accel-only`` (flags),
+        ``saturation`` (g), ``jitter`` (ms), ``drop`` (fraction), ``drift`` (ppm). An empty string
+        or ``none`` means no impairment.
         """
         values: dict[str, float | bool] = {}
         text = spec.strip()
@@ -92,11 +98,11 @@ class Impairments:
             return cls()
         for item in text.split(","):
             key, sep, value = (part.strip() for part in item.partition("="))
-            if key == "orientation" and not sep:
-                values["random_orientation"] = True
+            if key in _SPEC_FLAGS and not sep:
+                values[_SPEC_FLAGS[key]] = True
                 continue
             if key not in _SPEC_KEYS or not sep:
-                known = ", ".join([*(f"{k}=VALUE" for k in _SPEC_KEYS), "orientation"])
+                known = ", ".join([*(f"{k}=VALUE" for k in _SPEC_KEYS), *_SPEC_FLAGS])
                 raise ValueError(f"bad impairment {item.strip()!r}; use a comma list of {known}")
             try:
                 values[_SPEC_KEYS[key]] = float(value)

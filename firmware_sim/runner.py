@@ -22,17 +22,21 @@ from firmware_sim.gait import (
     LEFT,
     LEG_NAMES,
     STEP_NOISE_COLUMNS,
+    STILL,
     STREAM_ACC_NOISE,
     STREAM_GYRO_NOISE,
+    STREAM_SHOE,
     STREAM_STEPS,
+    WALKING,
     AthleteProfile,
     PaceSchedule,
     StepTrack,
     indexed_random,
-    open_loop_script,
 )
 from firmware_sim.impair import Impairments
-from firmware_sim.signals import StepArrays, has_gyro, synthesize
+from firmware_sim.script import open_loop_script
+from firmware_sim.signals import has_gyro, synthesize
+from firmware_sim.waveforms import SHOE_COLUMNS, StepArrays
 
 _ACC_NOISE_G = 0.02
 _GYRO_NOISE_DPS = 2.0
@@ -48,7 +52,10 @@ class Truth:
     ``contacts_s``: (ic_s, to_s, leg) of every finished step of both legs, leg ``"left"`` or
     ``"right"``; ``sensor_leg``: the leg a foot or shank sensor is on (``None`` for trunk);
     ``reps_s``: (start, end) of every finished rep: the moment the runner starts accelerating and
-    the moment they start easing.
+    the moment they start easing. ``activity_s``: (start, end, activity) spans covering the stream
+    so far, activity ``"running"``, ``"walking"`` or ``"still"``: a gait changes at the IC of its
+    first step, standing starts once the feet have settled after the closing step and ends when
+    the first foot lifts. ``surges_s``: (start, end) of the pick-ups of pace that are not reps.
     """
 
     contacts_s: tuple[tuple[float, float, str], ...]
@@ -58,6 +65,8 @@ class Truth:
     fs_hz: float
     seed: int
     impairments: Impairments
+    activity_s: tuple[tuple[float, float, str], ...] = ()
+    surges_s: tuple[tuple[float, float], ...] = ()
 
     def to_json_dict(self, template: str) -> dict[str, Any]:
         """The ``run.truth.json`` document, in the convention of the real recordings' metadata:
@@ -79,6 +88,8 @@ class Truth:
             "reps_s": [[start, end] for start, end in self.reps_s],
             "seed": self.seed,
             "impairments": self.impairments.to_dict(),
+            "activity_s": [[start, end, activity] for start, end, activity in self.activity_s],
+            "surges_s": [[start, end] for start, end in self.surges_s],
         }
 
 
@@ -102,6 +113,11 @@ class SimulatedAthlete:
         React to the engine's cues instead of following the plan's clock.
     profile
         The athlete; ``AthleteProfile.draw(seed)`` by default.
+    recovery
+        Open loop: ``jog`` (default), ``walk`` or ``stand`` between reps (see
+        ``firmware_sim.script.open_loop_script``). Closed loop always jogs.
+    surges
+        Open loop: that many short pick-ups of pace in the warm-up and cool-down that are not reps.
 
     Notes
     -----
@@ -120,6 +136,8 @@ class SimulatedAthlete:
         impairments: Impairments | None = None,
         closed_loop: bool = False,
         profile: AthleteProfile | None = None,
+        recovery: str = "jog",
+        surges: int = 0,
     ) -> None:
         if fs_hz <= 0:
             raise ValueError(f"fs_hz must be > 0, got {fs_hz}")
@@ -136,18 +154,25 @@ class SimulatedAthlete:
             self._schedule = PaceSchedule(p.easy_cadence_spm, p.easy_gct_ms, p.transition_tau_s)
             self._reps: list[tuple[float, float]] = []
             self._end_s = plan.nominal_duration_s * _SAFETY_FACTOR
+            self._surges: tuple[tuple[float, float], ...] = ()
         else:
-            script = open_loop_script(plan, self.profile, seed)
+            script = open_loop_script(plan, self.profile, seed, recovery=recovery, surges=surges)
             self._schedule, self._reps, self._end_s = (
                 script.schedule,
                 list(script.reps_s),
                 script.end_s,
             )
+            self._surges = script.surges_s
         self._steps = StepTrack(self.profile, self._schedule, seed)
         self._rep_start_s: float | None = None
         self._set_done = False
         self._requested_s = 0.0
         self._next = 0  # index of the next sample; sample n is taken at true time n / fs_hz
+
+    @property
+    def has_gyro(self) -> bool:
+        """The stream carries angular rate: a foot pod that is not accelerometer-only."""
+        return has_gyro(self.placement) and not self.impairments.accel_only
 
     @property
     def done(self) -> bool:
@@ -163,11 +188,13 @@ class SimulatedAthlete:
         stop = min(math.floor(self._requested_s * self.fs_hz + 1e-6), self._total_samples())
         first, n = self._next, max(stop - self._next, 0)
         if n == 0:
-            return SampleBlock.empty(with_gyro=has_gyro(self.placement))
+            return SampleBlock.empty(with_gyro=self.has_gyro)
         self._next = stop
         t_true = np.arange(first, stop) / self.fs_hz
         acc, gyro = synthesize(self.placement, t_true, self._step_arrays(t_true), self.profile)
         acc = acc + _ACC_NOISE_G * indexed_random(self.seed, STREAM_ACC_NOISE, first, n, 3)
+        if not self.has_gyro:
+            gyro = None
         if gyro is not None:
             gyro = gyro + _GYRO_NOISE_DPS * indexed_random(
                 self.seed, STREAM_GYRO_NOISE, first, n, 3
@@ -223,7 +250,31 @@ class SimulatedAthlete:
             fs_hz=self.fs_hz,
             seed=self.seed,
             impairments=self.impairments,
+            activity_s=tuple((a * d, b * d, act) for a, b, act in self._activity_spans(now_s)),
+            surges_s=tuple((a * d, b * d) for a, b in self._surges if b <= now_s),
         )
+
+    def _activity_spans(self, now_s: float) -> list[tuple[float, float, str]]:
+        """What the runner does from 0 to ``now_s``, in true time (see ``Truth.activity_s``)."""
+        track = self._steps
+        track.extend_to(now_s)
+        marks: list[tuple[float, str]] = []  # (from, activity) in time order
+        for k, (ic, activity) in enumerate(zip(track.ic_s, track.activity, strict=True)):
+            if k in track.stands_s:
+                still_from, still_until = track.stands_s[k]
+                marks += [(ic, WALKING), (still_from, STILL), (still_until, WALKING)]
+            else:
+                marks.append((ic, activity))
+        spans: list[tuple[float, float, str]] = []
+        for (start, activity), (end, _) in zip(marks, [*marks[1:], (math.inf, "")], strict=True):
+            start, end = max(start, 0.0), min(end, now_s)
+            if end <= start:
+                continue
+            if spans and spans[-1][2] == activity:
+                spans[-1] = (spans[-1][0], end, activity)
+            else:
+                spans.append((start, end, activity))
+        return spans
 
     def _total_samples(self) -> int:
         return math.ceil(self._end_s * self.fs_hz - 1e-9)
@@ -249,14 +300,22 @@ class SimulatedAthlete:
         """The steps covering ``t_true``: three sensor-leg strides before, two after."""
         track = self._steps
         track.extend_to(float(t_true[-1]) + _LOOKAHEAD_S)
+        last = bisect.bisect_right(track.ic_s, float(t_true[-1]))
+        while len(track) < last + 4:  # a stand holds no ICs: look past its end
+            track.extend_to(track.ic_s[-1])
         lo = max(bisect.bisect_right(track.ic_s, float(t_true[0])) - 6, 0)
-        hi = min(bisect.bisect_right(track.ic_s, float(t_true[-1])) + 4, len(track))
+        hi = last + 4
         ic = np.array(track.ic_s[lo:hi])
         z = np.clip(indexed_random(self.seed, STREAM_STEPS, lo, hi - lo, STEP_NOISE_COLUMNS), -3, 3)
+        z_shoe = np.clip(indexed_random(self.seed, STREAM_SHOE, lo, hi - lo, SHOE_COLUMNS), -3, 3)
+        stands = [(track.ic_s[k], *track.stands_s[k]) for k in range(lo, hi) if k in track.stands_s]
         return StepArrays(
             ic_s=ic,
             to_s=ic + np.array(track.gct_s[lo:hi]),
             leg=(np.arange(lo, hi) + track.first_leg) % 2,
             intensity=self.profile.intensity(np.array(track.cadence_spm[lo:hi])),
             z=z,
+            z_shoe=z_shoe,
+            walking=np.array([a == WALKING for a in track.activity[lo:hi]], dtype=bool),
+            stands_s=np.array(stands, dtype=np.float64).reshape(-1, 3),
         )

@@ -14,8 +14,8 @@ from firmware_sim.gait import (
     PaceSchedule,
     StepTrack,
     indexed_random,
-    open_loop_script,
 )
+from firmware_sim.script import open_loop_script
 
 SHORT = SessionPlan(
     name="short", warmup_s=60.0, reps=3, rep_s=20.0, min_recovery_s=40.0, cooldown_s=30.0

@@ -77,14 +77,27 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x, axis=1)
 
 
-def test_foot_mid_stance_is_quiet(foot: Session) -> None:
+def test_foot_stance_is_flat_for_a_moment_but_never_still(foot: Session) -> None:
+    """A shoe is not rigid: near 1 g for only part of the contact, as on real shoe clips."""
     acc_norm, gyro_norm = _norm(foot.block.acc_g), _norm(_gyro(foot.block))
+    off = np.abs(acc_norm - 1.0)
+    shares = []
     for ic, to in foot.own_contacts():
+        stance = foot.window(ic, to)
+        # The flattest 25 ms of the stance (where it lies depends on the strike and the pace).
+        moving = np.convolve(off[stance], np.ones(5) / 5, "valid")
+        flat = slice(
+            stance.start + int(np.argmin(moving)), stance.start + int(np.argmin(moving)) + 5
+        )
+        assert off[flat].mean() < 0.3
+        # Mid-stance turns slowly; the pod faces backward on the laces with z up.
         mid = foot.window((ic + to) / 2 - 0.01, (ic + to) / 2 + 0.01)
-        assert gyro_norm[mid].max() < 30.0
-        assert np.abs(acc_norm[mid] - 1.0).max() < 0.12
-        # The pod faces backward on the laces with z up: a flat foot reads +1 g on z.
-        assert np.abs(foot.block.acc_g[mid, 2] - 1.0).max() < 0.12
+        assert gyro_norm[mid].max() < 60.0
+        assert np.median(foot.block.acc_g[mid, 2]) > 0.3
+        shares.append(np.mean(off[stance] < 0.3))
+    # Stance is near 1 g for part of the contact only, and its samples move by tenths of a g.
+    assert 0.15 <= np.median(shares) <= 0.7
+    assert max(shares) < 0.9
 
 
 def test_foot_pitch_rate_minimum_is_at_toe_off(foot: Session) -> None:
@@ -125,12 +138,13 @@ def test_foot_impact_and_push_off_landmarks(foot: Session) -> None:
     fast: list[float] = []
     for ic, to in foot.own_contacts():
         impact = acc_norm[foot.window(ic, ic + 0.03)].max()
-        assert 3.0 <= impact <= 10.5
+        assert 3.0 <= impact <= 12.0  # the impact sets the mount ringing
         (fast if foot.in_rep(ic) else easy if foot.easy(ic) else []).append(impact)
         win = foot.window(to - 0.03, to + 0.03)
         k = win.start + int(np.argmax(acc_norm[win]))
         assert abs(foot.block.t_s[k] - to) <= 0.010
-        assert 1.8 <= acc_norm[k] <= 4.5
+        # Push-off plus the roll over the toes (the sensor feels its centripetal acceleration).
+        assert 1.8 <= acc_norm[k] <= 7.5
     assert np.median(fast) > 1.4 * np.median(easy)
 
 
@@ -147,7 +161,8 @@ def test_shank_impact_peak_lags_initial_contact(shank: Session) -> None:
         win = shank.window(ic, ic + 0.08)
         k = win.start + int(np.argmax(acc_norm[win]))
         lags_ms.append((shank.block.t_s[k] - ic) * 1000)
-        assert 3.5 <= acc_norm[k] <= 10.5
+        # Bach's shank sensor reads 11-13 g at a jog (99.9th percentile) before it saturates.
+        assert 3.5 <= acc_norm[k] <= 17.0
     lags = np.array(lags_ms)
     # Per-athlete lag, ±3 ms per step, and up to one sample of quantisation.
     error_ms = lags - shank.profile.shank_impact_lag_ms
@@ -160,7 +175,7 @@ def test_shank_long_axis_stance_plateau_and_toe_off_minimum(shank: Session) -> N
     long_g = _long_axis(shank.block)
     for ic, to in shank.own_contacts():
         stance = long_g[shank.window(ic + 0.06, to - 0.03)]
-        assert 0.9 <= np.median(stance) <= 2.0
+        assert 0.9 <= np.median(stance) <= 3.5  # loading: a real shank reads 2-3 g in stance
         win = shank.window(to - 0.04, to + 0.06)
         k = win.start + int(np.argmin(long_g[win]))
         offset_ms = (shank.block.t_s[k] - to) * 1000
@@ -174,7 +189,7 @@ def test_shank_mid_swing_hump(shank: Session) -> None:
     contacts = shank.own_contacts()
     for (_, to), (ic2, _) in itertools.pairwise(contacts):
         hump = long_g[shank.window(to + 0.3 * (ic2 - to), to + 0.8 * (ic2 - to))].max()
-        assert 1.8 <= hump <= 4.2
+        assert 1.5 <= hump <= 4.8  # ±15 % from stride to stride
 
 
 def test_trunk_vertical_is_ground_reaction_force(trunk: Session) -> None:
@@ -182,7 +197,7 @@ def test_trunk_vertical_is_ground_reaction_force(trunk: Session) -> None:
     steps = trunk.truth.contacts_s[3:-3]
     for (ic, to, _), (ic2, _, _) in itertools.pairwise(steps):
         assert vertical[trunk.index((to + ic2) / 2)] < 0.2  # free fall in mid-flight
-        assert vertical[trunk.index((ic + to) / 2)] > 1.5
+        assert vertical[trunk.index((ic + to) / 2)] > 1.0  # above body weight in mid-stance
     # Impulse balance: vertical force averages one body weight.
     assert vertical.mean() == pytest.approx(1.0, abs=0.02)
 
@@ -208,19 +223,26 @@ def test_stride_pace_hits_harder(shank: Session) -> None:
 
 
 def test_trunk_peak_follows_the_impulse_balance(trunk: Session) -> None:
-    """Peak vertical force is pi/2 x step period / contact time: higher at stride pace."""
+    """The active peak is pi/2 x (step period - the impulse of the heel-strike shock) / contact
+    time: higher at stride pace."""
     vertical = trunk.block.acc_g[:, 2]
     steps = trunk.truth.contacts_s[3:-3]
     ratios: list[float] = []
     easy: list[float] = []
     fast: list[float] = []
+    p = trunk.profile
     for (ic, to, _), (ic2, _, _) in itertools.pairwise(steps):
-        peak = vertical[trunk.window(ic, to + 0.02)].max()
-        ratios.append(peak / (np.pi * (ic2 - ic) / (2 * (to - ic))))
+        # The active peak lies past the shock (an 8 ms pulse) and the impact transient.
+        peak = vertical[trunk.window(ic + 0.4 * (to - ic), to + 0.02)].max()
+        x = float(np.clip(p.intensity(np.array([60.0 / (ic2 - ic)]))[0], 0.0, 1.0))
+        shock_impulse = p.trunk_shock_g * 0.008 * np.e
+        impact_impulse = p.trunk_impact_g * (0.7 + 0.6 * x) * p.trunk_impact_ms / 2000
+        active = ic2 - ic - shock_impulse - impact_impulse
+        ratios.append(peak / (np.pi * active / (2 * (to - ic))))
         (fast if trunk.in_rep(ic) else easy if trunk.easy(ic) else []).append(peak)
-    # The soft-tissue low-pass shaves a few percent off the peak.
-    assert 0.92 <= np.median(ratios) <= 1.04
-    assert np.percentile(ratios, 5) > 0.82 and np.percentile(ratios, 95) < 1.1
+    # The soft-tissue low-pass shaves a few percent off the peak; the belt's ringing rides on it.
+    assert 0.92 <= np.median(ratios) <= 1.06
+    assert np.percentile(ratios, 5) > 0.82 and np.percentile(ratios, 95) < 1.2
     assert np.median(fast) > np.median(easy)
 
 

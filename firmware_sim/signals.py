@@ -12,17 +12,17 @@ Physics per placement (the landmarks a step detector relies on):
   long-axis acceleration sits at 1–2 g in stance and dips to −0.3…−0.8 g a per-athlete 12–23 ms
   after TO (±5 ms), as seen against force plates (Bach et al. 2022); a 2–4 g hump at mid-swing.
   The tibial shock is 7–13 g at a jog (it saturates a ±8 g sensor on some steps, as Bach's does),
-  the soft tissue around the sensor rings after it, and loading and the tibia's rotation keep
-  ``|a|`` at 2–3 g through most of stance.
+  the soft tissue around the sensor rings after it, and loading keeps ``|a|`` at 2–3 g through
+  most of stance.
 - trunk: vertical specific force equals vertical ground reaction force over body weight (0 g in
   flight); each contact is the classic two-component force curve, an impact transient (a raised
   cosine of 45–70 ms, 0.6–1.2 g, larger at faster pace) on an active half sine whose peak balances
   the impulse (mean 1 g over a step), seen through a first-order soft-tissue low-pass (5–15 ms);
   a braking-then-propulsive anterior-posterior wave and a medio-lateral push alternating with the
   leg. A strap or belt on soft tissue feels the heel-strike shock sharper than the force plate
-  does (3–4 g over ~30 ms, its impulse taken from the active peak) and rings after every
-  contact, harder on its own side. Walked contacts overlap (double support), so the vertical
-  never falls to 0 g.
+  does (3–4 g over ~30 ms, arriving after the shank's, its impulse taken from the active peak)
+  and rings after every contact, harder on its own side. Walked contacts overlap (double
+  support), so the vertical never falls to 0 g.
 
 Standing still, every placement reads gravity on its long axis and a slow postural sway.
 """
@@ -139,12 +139,10 @@ def _shank(t: FloatArray, steps: StepArrays, profile: AthleteProfile) -> FloatAr
         -0.5 * ((t - dip_at_s) / _SHANK_DIP_WIDTH_S) ** 2
     )
     hump = np.where(stance, 0.0, np.sin(np.pi * np.clip((w - 0.25) / 0.6, 0.0, 1.0)) ** 2)
-    # Loading along the shank, and the tibia's forward rotation over the ankle: a real shank
-    # reads 2–3 g through most of stance (Bach et al. 2022), far from a still 1 g.
-    # No two stances alike: the loading varies ±20 % from step to step.
-    vary = np.exp(0.2 * steps.z_shoe[own][j, ZS_LOAD])
-    load = np.where(stance, (1.0 + 0.4 * xj) * vary * np.sin(np.pi * s), 0.0)
-    rotation = np.where(stance, (1.2 + 0.5 * xj) / vary * np.sqrt(np.sin(np.pi * s)), 0.0)
+    # Loading along the shank: a real shank reads 2–3 g through most of stance (Bach et al.
+    # 2022), far from a still 1 g, and no two stances alike (±15 % from step to step).
+    vary = np.exp(0.15 * steps.z_shoe[own][j, ZS_LOAD])
+    load = np.where(stance, (1.4 + 0.5 * xj) * vary * np.sin(np.pi * s), 0.0)
     swing_ap = np.where(stance, 0.0, (1.4 + 0.8 * xj) * g_sw * np.sin(2 * np.pi * w))
     impact_amp = shock * impact_amplitude(
         profile.shank_impact_g + 3.5 * xj, zj[:, Z_IMPACT], _SHANK_MAX_IMPACT_G
@@ -161,7 +159,7 @@ def _shank(t: FloatArray, steps: StepArrays, profile: AthleteProfile) -> FloatAr
     )
     # The shock arrives mostly along the shank, but not only: Bach's saturates on two axes.
     a_long = np.cos(tilt) + load - dip + (1.2 + 1.1 * xj) * g_sw * hump + 0.8 * impact_g
-    a_ap = np.sin(tilt) + swing_ap + rotation + 0.55 * impact_g
+    a_ap = np.sin(tilt) + swing_ap + 0.55 * impact_g
     a_ml = np.where(stance, 0.0, 0.15 * g_sw * np.sin(2 * np.pi * w)) + 0.25 * impact_g + ring_g
     a_ap = a_ap + 0.5 * ring_g
     return np.column_stack([a_ap, a_ml, a_long])
@@ -220,6 +218,8 @@ def _trunk(t: FloatArray, steps: StepArrays, profile: AthleteProfile) -> FloatAr
         * np.exp(0.15 * steps.z_shoe[:, ZS_RING])
     )
     ring_hz = 0.5 * profile.mount_resonance_hz * np.exp(0.1 * steps.z_shoe[:, ZS_RING])
+    # The shock travels up the leg: it reaches the pelvis after the shank (27-32 ms after IC).
+    shock_lag_s = (profile.shank_impact_lag_ms + 5.0) / 1000
     acc = np.zeros((t.size, 3))
     for i in (k, k - 1):  # the current contact and the decaying tail of the previous one
         u, dur = t - ic[i], gct[i]
@@ -227,7 +227,7 @@ def _trunk(t: FloatArray, steps: StepArrays, profile: AthleteProfile) -> FloatAr
         ring = wobble_g[i] * ringing(u, ring_hz[i], _TRUNK_RING_DECAY_S)
         acc[:, 0] += 0.5 * ring - brake_g[i] * _lowpassed_sine(u, dur, 2 * np.pi / dur, tau_s)
         acc[:, 1] += sway_g[i] * half + 0.4 * ring
-        shock = shock_g[i] * impact(u, _TRUNK_SHOCK_RISE_S, 0.0, 1.0, 0.0)
+        shock = shock_g[i] * impact(u - shock_lag_s, _TRUNK_SHOCK_RISE_S, 0.0, 1.0, 0.0)
         acc[:, 2] += peak_g[i] * half + impact_g[i] * _lowpassed_lobe(u, width_s, tau_s)
         acc[:, 2] += shock + ring
         acc[:, 0] += 0.3 * shock

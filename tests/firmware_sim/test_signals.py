@@ -175,7 +175,7 @@ def test_shank_long_axis_stance_plateau_and_toe_off_minimum(shank: Session) -> N
     long_g = _long_axis(shank.block)
     for ic, to in shank.own_contacts():
         stance = long_g[shank.window(ic + 0.06, to - 0.03)]
-        assert 0.9 <= np.median(stance) <= 3.5  # loading: a real shank reads 2-3 g in stance
+        assert 0.9 <= np.median(stance) <= 4.2  # loading: a real shank reads 2-3 g at a jog
         win = shank.window(to - 0.04, to + 0.06)
         k = win.start + int(np.argmin(long_g[win]))
         offset_ms = (shank.block.t_s[k] - to) * 1000

@@ -5,9 +5,11 @@ Landmarks per placement (see ``docs/dsp.md`` for the physics and the calibration
 - ``shank``: IC is the impact peak of ``|a|``, which follows force onset by ~30 ms (the shock
   travels up the tibia and the soft tissue lets the sensor lag); TO is the trough of the
   acceleration along the shank's long axis (the mean-gravity direction), ~20 ms after force offset.
-- ``foot``: IC is the impact peak of ``|a|``; TO is the push-off: the first peak of ``|ω|``
-  after mid-stance (the pitch-rate minimum of Falbriard 2018, sign-free), or of ``|a|`` without a
-  gyroscope.
+- ``foot``: IC is the impact, the sharpest change of acceleration just before the stance went
+  still (or, without a gyroscope and with no still stance, found back from the push-off where the
+  stride rhythm expects a contact); TO is the push-off: the first peak of ``|ω|`` after mid-stance
+  (the pitch-rate minimum of Falbriard 2018, sign-free), or without a gyroscope the push-off peak
+  of ``|a|``, after which ``|a|`` drops as the foot leaves the ground.
 - ``trunk``: the vertical (principal-axis) acceleration tracks the vertical ground reaction force
   per body weight; a contact is the interval where it exceeds ``threshold_g``, corrected for the
   "effective contact" bias (Patoz 2022): it crosses late after IC and early before TO.
@@ -56,7 +58,9 @@ class LandmarkConfig:
     ic_min_g: float = 2.0  # shank: impact peak of |a|
     stance_anchored: bool = False  # foot: the IC is found back from the start of quiet stance
     quiet_gyro_dps: float = 60.0  # foot: quiet stance is |ω| below this (with a gyroscope) ...
-    quiet_acc_g: float = 0.3  # ... and |a| within this of 1 g ...
+    quiet_acc_g: float = (
+        1.5  # ... and |a| within this of 1 g (a loose band: see _stance_starts) ...
+    )
     quiet_min_s: float = 0.04  # ... for at least this long (with a gyroscope)
     quiet_min_acc_only_s: float = 0.02  # without one: the calm (below) holds this long
     calm_window_s: float = 0.05  # acc-only calm: over this span, the mean of | |a| - 1 g | ...
@@ -65,12 +69,19 @@ class LandmarkConfig:
     impact_window_s: float = 0.12  # foot: the impact is the sharpest change this far before it
     ic_relative: float = 0.25  # ... and at least this fraction of the recent median impact
     ic_relative_acc_only: float = 0.25  # foot without gyroscope: the same, for the jerk landmark
+    ic_relative_push_off: float = 0.25  # ... found back from a push-off: at least this fraction
+    swing_min_s: float = 0.15  # ... and this long after the last step's toe-off
+    rhythm_min: float = 0.8  # ... and this fraction of the recent median stride after its IC
     supersede_ratio: float = 1.5  # a landmark this much above the last step's, within one
     # stride of it, shows that step was not a contact: it is taken (the detector re-locks)
     to_back_s: float = 0.10
     to_ahead_s: float = 0.08
     to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
-    to_peak_min: float = 1.5  # foot: push-off |a| (g) without gyro
+    to_peak_min: float = 2.0  # foot: push-off |a| (g) without gyro ...
+    to_drop_within_s: float = 0.04  # ... the largest over the last to_back_s, and |a| falls,
+    # within this and before it rises above the peak again, by ...
+    to_drop: float = 0.3  # ... this fraction of the peak's height above 1 g ...
+    to_drop_min_g: float = 0.5  # ... and by at least this (see _to_ok)
     to_gyro_min_dps: float = 150.0  # foot: push-off |ω| (deg/s)
     threshold_g: float = 0.8  # trunk: contact threshold above the flight floor
     floor_window_s: float = 1.0  # trunk: the flight floor is the running minimum over this
@@ -93,7 +104,7 @@ CONFIGS: dict[Placement, LandmarkConfig] = {
         to_trough_max_g=0.6,
     ),
     Placement.FOOT: LandmarkConfig(
-        ic_lag_s=0.005, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
+        ic_lag_s=0.002, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
     ),
     Placement.TRUNK: LandmarkConfig(
         ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12
@@ -119,6 +130,7 @@ class _StreamState:
     rise: _Pending | None = None  # trunk: a rise through the threshold, not yet a contact
     last_ic_s: float = -np.inf
     last_ic_segment: int = -1
+    last_to_s: float = -np.inf
     peaks: deque[float] = field(default_factory=lambda: deque(maxlen=8))
     intervals: deque[float] = field(default_factory=lambda: deque(maxlen=8))
 
@@ -163,8 +175,12 @@ class StepDetector:
 
     Notes
     -----
-    Detection latency after the true toe-off is ``to_ahead_s + to_lag_s`` for foot and shank
-    (≈ 100 ms) and ``to_lag_s`` plus the low-pass delay for the trunk (≈ 0 ms).
+    Detection latency after the true toe-off is ``to_ahead_s + to_lag_s`` for a foot with a
+    gyroscope and the shank (80–110 ms), ``to_drop_within_s`` for a foot without one (40–50 ms),
+    and ``to_lag_s`` plus the low-pass delay for the trunk (≈ 0 ms).
+
+    References: Falbriard et al. 2018 (foot landmarks), Bach et al. 2022 (shank), Patoz et al.
+    2022 (trunk threshold); ``docs/dsp.md`` for the calibration.
     """
 
     def __init__(
@@ -225,12 +241,26 @@ class StepDetector:
                 False: self._quiet_spans[False] + width + self._samples(c.impact_window_s),
             }
             self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
-            self._to = SlidingExtremum(
-                s,
-                self._samples(c.to_back_s),
-                self._samples(c.to_ahead_s),
-                troughs=self.placement is Placement.SHANK,
-            )
+            # Per gyroscope presence. Without one, the push-off peak of |a| need not stay the
+            # largest for long (the swing's drive may outgrow a weak push-off within 40 ms of
+            # toe-off): any peak over the last to_back_s is a candidate, and the drop after it
+            # decides (_to_ok) once to_drop_within_s has passed.
+            one_sample = self.placement is not Placement.SHANK
+            self._tos = {
+                gyro: SlidingExtremum(
+                    s,
+                    self._samples(c.to_back_s),
+                    1 if one_sample and not gyro else self._samples(c.to_ahead_s),
+                    troughs=self.placement is Placement.SHANK,
+                )
+                for gyro in (True, False)
+            }
+            self._to_delay = {
+                True: 0,
+                False: self._samples(c.to_drop_within_s) - 1 if one_sample else 0,
+            }
+            # TO candidates decided in a later block: (decision index, 1, row, landmark index).
+            self._carry: list[tuple[int, int, int, int]] = []
 
     def process(
         self,
@@ -282,7 +312,13 @@ class StepDetector:
         ext = self._hist.extend(
             t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
         )
-        to_rows, to_idx = self._to.process(to_signal, quality.segment)
+        to_extremum = self._tos[gyro_norm is not None]
+        to_rows, to_idx = to_extremum.process(to_signal, quality.segment)
+        if gyro_norm is None and self.placement is Placement.FOOT:
+            # Every |a| peak is a candidate here: only those high enough go through Python.
+            high = ext["y"][to_rows, to_idx - self._hist.ext_base] >= c.to_peak_min
+            to_rows, to_idx = to_rows[high], to_idx[high]
+        delay = to_extremum.ahead + self._to_delay[gyro_norm is not None]
         # (decision index, kind 0 = IC | 1 = TO, row, landmark index): decision order is causal.
         cands = sorted(
             [
@@ -291,11 +327,13 @@ class StepDetector:
                     ic_rows.tolist(), ic_idx.tolist(), ic_decided.tolist(), strict=True
                 )
             ]
-            + [
-                (i + self._to.ahead, 1, r, i)
-                for r, i in zip(to_rows.tolist(), to_idx.tolist(), strict=True)
-            ]
+            + [(i + delay, 1, r, i) for r, i in zip(to_rows.tolist(), to_idx.tolist(), strict=True)]
+            + self._carry
         )
+        # A candidate is handled once the samples it needs have come (the same whatever blocks).
+        last = self._hist.next - 1
+        self._carry = [cand for cand in cands if cand[0] > last]
+        cands = [cand for cand in cands if cand[0] <= last]
         out: list[list[StepEvent]] = [[] for _ in range(self.n_streams)]
         col = self._hist.column
         gap_s = GAP_PERIODS / self.fs_hz
@@ -311,6 +349,11 @@ class StepDetector:
             # A hole in the data next to a landmark may have held the true extremum.
             span = ext["t"][row, max(0, 2 * j - col(decided)) : col(decided) + 1]
             if span.size > 1 and np.max(np.diff(span)) > gap_s:
+                p = st.pending
+                if kind == 1 and p is not None and ext["t"][row, j] - p.t_s >= c.gct_min_s:
+                    # The pending contact may have ended in the hole: it cannot be measured, and
+                    # holding it (a walking shank holds for gct_max_s) would refuse the next one.
+                    st.pending = None
                 continue
             t_i, seg = float(ext["t"][row, j]), int(ext["seg"][row, j])
             if kind == 0:
@@ -324,18 +367,31 @@ class StepDetector:
                     value -= float(np.fmin.reduce(before)) if before.size else np.nan
                     if not np.isfinite(value):
                         continue
+                if c.stance_anchored:
+                    t_i = self._change_time(ext["t"][row], j)
                 self._on_impact(st, _Pending(t_i, value, seg, i, impact_g=impact_g))
                 continue
-            p = st.pending
-            if p is None or p.segment != seg or seg != int(ext["seg"][row, col(decided)]):
+            if seg != int(ext["seg"][row, col(decided)]):
                 continue
-            ic = p.t_s - c.ic_lag_s
+            after = ext["y"][row, j + 1 : col(decided) + 1]
+            to_ok = self._to_ok(float(ext["y"][row, j]), after)
             to = t_i - c.to_lag_s
-            if to - ic > c.gct_max_s:
-                st.pending = None
-                continue
-            if to - ic < c.gct_min_s or not self._to_ok(float(ext["y"][row, j])):
-                continue
+            p = st.pending
+            if p is not None and p.segment == seg:
+                if to - (p.t_s - c.ic_lag_s) > c.gct_max_s:
+                    st.pending = p = None
+                elif to - (p.t_s - c.ic_lag_s) < c.gct_min_s or not to_ok:
+                    continue
+            if p is None or p.segment != seg:
+                if not (to_ok and c.stance_anchored and self._to_on_norm):
+                    continue
+                # No stance was seen before this push-off: fast strides of a heel striker slap
+                # and roll through the whole contact. The impact is found back from the push-off.
+                p = self._impact_before(st, row, j, ext)
+                if p is None:
+                    continue
+                st.pending = p
+            ic = p.t_s - c.ic_lag_s
             out[row].append(self._emit(st, ic, to, float(ext["t"][row, col(decided)])))
         return out
 
@@ -372,6 +428,58 @@ class StepDetector:
         rows, cols = np.nonzero(quiet & ~before)
         return rows, cols + self._hist.next
 
+    def _impact_before(
+        self, st: _StreamState, row: int, j_to: int, ext: dict[str, FloatArray]
+    ) -> _Pending | None:
+        """The impact of a contact whose push-off is at column ``j_to`` of ``ext``, found back from
+        it (accelerometer-only foot, when no stance was seen): the sharpest change of acceleration
+        from ``gct_max_s`` to ``gct_min_s`` before the push-off, after the last step's push-off
+        and its swing, and at least ``ic_relative_push_off`` of the recent median impact."""
+        c = self.config
+        t = ext["t"][row]
+        t_to = float(t[j_to])
+        lo = max(0, j_to - self._samples(c.gct_max_s))
+        hi = j_to - self._samples(c.gct_min_s)
+        span_t = t[lo : hi + 1]
+        # NaN before the stream's first sample: no impact there.
+        inside = (span_t >= st.last_to_s + c.swing_min_s) & (span_t >= t_to - c.gct_max_s)
+        if hi <= lo or not inside.any():
+            return None
+        first = lo + int(np.argmax(inside))
+        window = ext["t"][row, first : j_to + 1]
+        if np.max(np.diff(window)) > GAP_PERIODS / self.fs_hz:
+            return None  # a hole in the contact may have held the impact
+        # Up to the push-off itself: if the sharpest change is within gct_min_s of the "push-off",
+        # that peak was an impact (it too rises and falls fast), not a push-off.
+        k = first + int(np.argmax(ext["x"][row, first : j_to + 1]))
+        if k > hi:
+            return None
+        value = float(ext["x"][row, k])
+        seg = int(ext["seg"][row, k])
+        if seg != int(ext["seg"][row, j_to]):
+            return None
+        if st.peaks and value < c.ic_relative_push_off * median(st.peaks):
+            return None
+        # Without a stance to anchor it, a contact is taken only where the stride rhythm expects
+        # one: a late-swing peak also falls fast (into the impact), but a stride too soon after
+        # the last; and after a pause (or at the start) there is no rhythm yet.
+        interval = float(t[k]) - st.last_ic_s
+        if seg != st.last_ic_segment or not st.intervals or interval > c.max_interval_s:
+            return None
+        if interval < c.rhythm_min * median(st.intervals):
+            return None
+        d = self._ic.ahead
+        impact_g = float(np.fmax.reduce(ext["n"][row, max(0, k - d) : k + d + 1]))
+        t_ic = self._change_time(t, k)
+        return _Pending(t_ic, value, seg, k + self._hist.ext_base, impact_g=impact_g)
+
+    @staticmethod
+    def _change_time(t: FloatArray, k: int) -> float:
+        """When the change of acceleration between samples ``k - 1`` and ``k`` happened: midway
+        (unbiased whatever the rate; at 50 Hz, ``t[k]`` alone would be 10 ms late on average)."""
+        half = 0.5 * (t[k] - t[k - 1]) if k >= 1 else np.nan
+        return float(t[k] - half) if np.isfinite(half) else float(t[k])
+
     def _jerk(self, t_s: FloatArray, acc_g: FloatArray) -> FloatArray:
         """Norm of the first difference of acceleration over time, g/s: sharp at an impact,
         small in the smooth (if large) accelerations of swing."""
@@ -383,11 +491,22 @@ class StepDetector:
         dt = np.maximum(np.diff(t, axis=1), 0.5 / self.fs_hz)
         return np.nan_to_num(np.sqrt(np.einsum("sin,sin->sn", diff, diff)) / dt)
 
-    def _to_ok(self, value: float) -> bool:
+    def _to_ok(self, value: float, after: FloatArray) -> bool:
+        """Is the extremum ``value`` a toe-off landmark, given the samples ``after`` it?"""
         c = self.config
         if self.placement is Placement.SHANK:
             return value < c.to_trough_max_g
-        return value >= (c.to_peak_min if self._to_on_norm else c.to_gyro_min_dps)
+        if not self._to_on_norm:
+            return value >= c.to_gyro_min_dps
+        # Without a gyroscope: the push-off peak of |a| is AT toe-off, and |a| drops right after
+        # it, before the swing's drive builds up (the foot is in the air and the push is over);
+        # the roll and the shoe's flex in late stance rise and fall by a few tenths of a g only.
+        above = np.flatnonzero(after > value)
+        before_rise = after[: above[0]] if above.size else after
+        if before_rise.size == 0:
+            return False
+        drop_g = value - float(np.min(before_rise))
+        return value >= c.to_peak_min and drop_g >= max(c.to_drop_min_g, c.to_drop * (value - 1.0))
 
     def _on_impact(self, st: _StreamState, cand: _Pending) -> None:
         c = self.config
@@ -426,6 +545,7 @@ class StepDetector:
         strength = min(1.0, p.value / typical) if typical > 0 else 1.0
         st.peaks.append(p.value)
         st.last_ic_s, st.last_ic_segment = p.t_s, p.segment
+        st.last_to_s = to_s
         st.pending = None
         return StepEvent(
             ic_s=ic_s,

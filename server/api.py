@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, WebSocket, s
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection
 
+from bus.topics import ATHLETE_ID
 from server.auth import coach_token, require_coach, token_matches, websocket_token
 from server.ingest import Ingest
 from server.live import LiveClient, LiveHub
 from server.store import AthleteRow, CueRow, MetricRow, RepRow, SessionRow, Store
-from stridecue.mqtt.topics import ATHLETE_ID
 
 AthleteIdPath = Annotated[str, Path(pattern=ATHLETE_ID.pattern, description="Athlete id.")]
 SessionIdPath = Annotated[str, Path(min_length=1, max_length=64, description="Session id.")]

@@ -19,14 +19,14 @@ from fastapi import FastAPI, HTTPException, status
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bus.broker import EmbeddedBroker
+from bus.settings import BrokerConfig
 from server import api, exports, pages, uploads
 from server.auth import RedactToken
 from server.ingest import Ingest
 from server.live import LiveHub
 from server.settings import ServerSettings
 from server.store import Store
-from stridecue.mqtt.broker import EmbeddedBroker
-from stridecue.mqtt.settings import BrokerConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The MQTT consumer: every athlete's validated messages into the store, the new ones to the hub.
 
-One long-lived task. ``stridecue.mqtt.subscriber`` validates and de-duplicates (its counters
+One long-lived task. ``bus.subscriber`` validates and de-duplicates (its counters
 survive reconnections, so ``/api/health`` reports them for the server's whole life); the store
 writes in a worker thread (the event loop keeps serving HTTP) and says whether a message was
 new; only new ones go live, so a re-delivered cue is neither stored nor shown twice.
@@ -35,12 +35,12 @@ from typing import Any
 import aiomqtt
 import numpy as np
 
+from bus.messages import Message
+from bus.publisher import client_options
+from bus.settings import BrokerConfig
+from bus.subscriber import Decoder, Subscriber, check_share_group
+from bus.topics import Kind
 from server.live import LiveHub
-from stridecue.mqtt.messages import Message
-from stridecue.mqtt.publisher import client_options
-from stridecue.mqtt.settings import BrokerConfig
-from stridecue.mqtt.subscriber import Decoder, Subscriber, check_share_group
-from stridecue.mqtt.topics import Kind
 
 log = logging.getLogger(__name__)
 

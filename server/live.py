@@ -11,8 +11,8 @@ import asyncio
 import json
 from dataclasses import dataclass
 
-from stridecue.mqtt.messages import Message
-from stridecue.mqtt.topics import Kind
+from bus.messages import Message
+from bus.topics import Kind
 
 _CLOSE = None  # the sentinel a dropped client's queue ends with
 

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from bus.topics import ATHLETE_ID
 from server.api import get_store
 from server.auth import browser, signed_in
 from server.store import Store
-from stridecue.mqtt.topics import ATHLETE_ID
 
 STATIC_DIR = Path(__file__).parent / "static"
 HTML_DIR = STATIC_DIR / "html"

@@ -22,19 +22,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final
 
+from bus.messages import Message
+from bus.session_messages import SessionMessages
 from device.errors import DeviceError
 from dsp.events import Event
 from dsp.plan import SessionPlan
 from dsp.samples import CadenceReading, SampleBlock
+from recordings import logfile
+from recordings.logfile import LogError, LogFormatError, LogHeader, LogReader, Notification
+from recordings.runner import build_engine, run_session
+from recordings.sources import RecordedSource
+from recordings.trials import TrialError
 from server.errors import ServerError
 from server.store import Store
-from stridecue import logfile
-from stridecue.logfile import LogError, LogFormatError, LogHeader, LogReader, Notification
-from stridecue.mqtt.messages import Message
-from stridecue.mqtt.session_messages import SessionMessages
-from stridecue.runner import build_engine, run_session
-from stridecue.sources import RecordedSource
-from stridecue.trials import TrialError
 
 log = logging.getLogger(__name__)
 

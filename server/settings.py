@@ -2,7 +2,7 @@
 
 Precedence: keyword arguments (the command's flags) > the environment (``STRIDECUE_*``) > the
 config file (``STRIDECUE_CONFIG``, TOML, the same keys in lower case without the prefix), like
-the publisher's :class:`stridecue.mqtt.settings.Settings`.
+the publisher's :class:`bus.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from stridecue.mqtt.settings import DEFAULT_CONFIG, EMBEDDED, BrokerConfig
-from stridecue.mqtt.subscriber import check_share_group
+from bus.settings import DEFAULT_CONFIG, EMBEDDED, BrokerConfig
+from bus.subscriber import check_share_group
 
 MIN_TOKEN_CHARS = 16  # secrets.token_urlsafe() gives 43; a short token is guessable
 DATABASE_FILE = "companion.sqlite"

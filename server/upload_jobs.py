@@ -23,14 +23,14 @@ from typing import Final
 
 from pydantic import BaseModel, Field
 
+from bus.convert import new_session_id
+from bus.messages import KIND_OF, Message
+from bus.topics import Kind
 from dsp.plan import SessionPlan
 from server import replay
 from server.errors import ServerError
 from server.live import LiveHub
 from server.store import Store
-from stridecue.mqtt.convert import new_session_id
-from stridecue.mqtt.messages import KIND_OF, Message
-from stridecue.mqtt.topics import Kind
 
 log = logging.getLogger(__name__)
 

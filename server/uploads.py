@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi import Path as PathParam
 from starlette.requests import ClientDisconnect, HTTPConnection
 
+from bus.topics import ATHLETE_ID
 from dsp.plan import TEMPLATES, SessionPlan, template
 from server import replay
 from server.auth import require_coach
@@ -29,7 +30,6 @@ from server.live import LiveHub
 from server.settings import ServerSettings
 from server.store import Store
 from server.upload_jobs import Upload, UploadQueueFullError, Uploads
-from stridecue.mqtt.topics import ATHLETE_ID
 
 PATH: Final = "/api/uploads"
 FOLDER: Final = "uploads"  # inside the data folder

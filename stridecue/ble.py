@@ -19,7 +19,7 @@ from dsp.plan import SessionPlan
 from firmware_sim.bluez.bus import PrivateBus
 from firmware_sim.footpod import SimulatedFootpod
 from firmware_sim.runner import SimulatedAthlete
-from stridecue.logfile import LogHeader, LogWriter, Notification, utc_now
+from recordings.logfile import LogHeader, LogWriter, Notification, utc_now
 
 PROFILES = ("raw-imu", "polar-pmd", "rsc", "witmotion")
 AUTO = "auto"

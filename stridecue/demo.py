@@ -23,11 +23,11 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
+from bus.broker import HOST, EmbeddedBroker
 from dsp.plan import SessionPlan
 from server.app import create_app
 from server.live import LiveHub
 from server.settings import ServerSettings
-from stridecue.mqtt.broker import HOST, EmbeddedBroker
 from stridecue.team import Member, Run, Team
 
 DEFAULT_PORT = 8000

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from bus.session import open_bus
+from bus.settings import Settings
 from dsp.events import Placement
 from dsp.plan import SessionPlan
 from firmware_sim.gait import AthleteProfile
 from firmware_sim.runner import SimulatedAthlete
-from stridecue.mqtt.bus import open_bus
-from stridecue.mqtt.settings import Settings
-from stridecue.runner import build_engine, run_session
-from stridecue.sources import SimulatedSource
+from recordings.runner import build_engine, run_session
+from recordings.sources import SimulatedSource
 
 log = logging.getLogger(__name__)
 

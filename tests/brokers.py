@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from stridecue.mqtt.broker import EmbeddedBroker, free_port
-from stridecue.mqtt.settings import BrokerConfig
+from bus.broker import EmbeddedBroker, free_port
+from bus.settings import BrokerConfig
 
 MOSQUITTO = shutil.which("mosquitto") or next(
     (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)),

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.engine import Dialect
 
-from stridecue.mqtt.messages import Quality
+from bus.messages import Quality
 
 ID_LENGTH = 64  # athlete ids, session ids and message ids are at most 64 characters
 

@@ -29,6 +29,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from bus.messages import (
+    CueMessage,
+    Message,
+    MetricsMessage,
+    Quality,
+    RepMessage,
+    SessionMessage,
+    StatusMessage,
+    StepMessage,
+)
 from server.errors import ServerError
 from server.store.schema import (
     AthleteRow,
@@ -44,16 +54,6 @@ from server.store.schema import (
     reps,
     sessions,
     steps,
-)
-from stridecue.mqtt.messages import (
-    CueMessage,
-    Message,
-    MetricsMessage,
-    Quality,
-    RepMessage,
-    SessionMessage,
-    StatusMessage,
-    StepMessage,
 )
 
 log = logging.getLogger(__name__)

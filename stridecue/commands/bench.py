@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from bus.settings import BusError
 from stridecue.commands.common import (
     _print_figures,
     err,
 )
-from stridecue.mqtt.settings import BusError
 
 
 def bench(
@@ -25,7 +25,7 @@ def bench(
     """The engine: offline replay, streaming many athletes, memory growth."""
     if ctx.invoked_subcommand is not None:
         return
-    from stridecue.bench import run_bench
+    from stridecue.bench.engine import run_bench
 
     figures = run_bench(
         minutes=minutes,
@@ -49,8 +49,8 @@ def bench_mqtt(
     stream_s: Annotated[float, typer.Option(help="Stream seconds per run.")] = 60.0,
 ) -> None:
     """Sample → cue received by a subscriber, through a broker: 1 and 100 athletes at once."""
-    from stridecue.mqtt.bench import run_mqtt_bench
-    from stridecue.mqtt.settings import BrokerConfig
+    from bus.settings import BrokerConfig
+    from stridecue.bench.mqtt import run_mqtt_bench
 
     try:
         broker = BrokerConfig.from_url(mqtt)
@@ -69,7 +69,7 @@ def bench_ble(
     sustained_s: Annotated[float, typer.Option(help="Seconds of the 1 kHz run.")] = 60.0,
 ) -> None:
     """The Bluetooth path on the emulated BlueZ: notification → step latency, 1 kHz sustained."""
-    from stridecue.ble_bench import run_ble_bench
+    from stridecue.bench.ble import run_ble_bench
 
     figures = asyncio.run(run_ble_bench(latency_s=latency_s, sustained_s=sustained_s))
     _print_figures(figures, json_out)
@@ -87,8 +87,8 @@ def bench_e2e(
     chromium: Annotated[str, typer.Option(help="The browser to drive.")] = "/usr/bin/chromium",
 ) -> None:
     """Sample → cue on the coach page in a real browser; 1, 10, 50 and 100 athletes, with CPU."""
-    from stridecue.e2e_bench import E2EBenchError, run_e2e_bench
-    from stridecue.mqtt.settings import BrokerConfig
+    from bus.settings import BrokerConfig
+    from stridecue.bench.e2e import E2EBenchError, run_e2e_bench
 
     try:
         broker = BrokerConfig.from_url(mqtt)

@@ -15,17 +15,17 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from bus.session import open_bus
+from bus.settings import BusError, Settings
+from bus.topics import check_athlete_id
 from device.errors import DeviceError
 from dsp.events import Event, Placement
 from dsp.plan import TEMPLATES, SessionPlan, template
 from dsp.session import Readiness
+from recordings.runner import Sink, build_engine, run_session
+from recordings.sources import Source
 from stridecue.jsonl import event_line
 from stridecue.live import LiveView
-from stridecue.mqtt.bus import open_bus
-from stridecue.mqtt.settings import BusError, Settings
-from stridecue.mqtt.topics import check_athlete_id
-from stridecue.runner import Sink, build_engine, run_session
-from stridecue.sources import Source
 
 console = Console()
 err = Console(stderr=True)

@@ -7,10 +7,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
+from bus.settings import BusError
 from stridecue.commands.common import (
     err,
 )
-from stridecue.mqtt.settings import BusError
 
 
 def serve(

@@ -14,6 +14,9 @@ from rich.table import Table
 from dsp.plan import template
 from firmware_sim.impair import Impairments
 from firmware_sim.runner import SimulatedAthlete
+from recordings.logfile import LogError, LogHeader, LogWriter, utc_now
+from recordings.sources import RecordedSource, SimulatedSource
+from recordings.trials import TrialError, find_trials, truth_path_for, write_truth
 from stridecue.commands.common import (
     AthleteOpt,
     CooldownOpt,
@@ -40,9 +43,6 @@ from stridecue.commands.common import (
     console,
     err,
 )
-from stridecue.logfile import LogError, LogHeader, LogWriter, utc_now
-from stridecue.sources import RecordedSource, SimulatedSource
-from stridecue.trials import TrialError, find_trials, truth_path_for, write_truth
 
 
 def demo(
@@ -74,9 +74,9 @@ def demo(
     import asyncio
     import secrets
 
+    from bus.settings import Settings
     from server.settings import MIN_TOKEN_CHARS
     from stridecue.demo import DemoConfig, run_demo
-    from stridecue.mqtt.settings import Settings
     from stridecue.team import bluetooth_available, roster
 
     plan = _plan(template_name, warmup_s, reps, rep_s, recovery_s, cooldown_s)
@@ -238,7 +238,7 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
     """Accuracy against ground truth, per trial and per dataset."""
-    from stridecue.evaluate import evaluate_trial, finite, report
+    from recordings.evaluate import evaluate_trial, finite, report
 
     try:
         trials = find_trials(paths)

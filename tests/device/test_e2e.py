@@ -7,7 +7,7 @@ footpod runs ``SPEED`` times faster than real time, so the host clock is scaled 
 
 Host and sensor clocks differ by one constant for a whole session (the moment the link opened):
 the truth is shifted by the single offset that lines up the most contacts, then scored with
-``stridecue.evaluate.score_contacts`` (60 ms matching window). One constant cannot hide jitter,
+``recordings.evaluate.score_contacts`` (60 ms matching window). One constant cannot hide jitter,
 drift or lost samples anywhere in the session.
 """
 
@@ -31,10 +31,10 @@ from dsp.plan import template
 from firmware_sim.bluez.testing import emulated_bluez
 from firmware_sim.footpod import SimulatedFootpod
 from firmware_sim.runner import SimulatedAthlete
-from stridecue.evaluate import score_contacts
-from stridecue.logfile import LogHeader, LogWriter, Notification, utc_now
-from stridecue.runner import build_engine, run_session
-from stridecue.sources import RecordedSource
+from recordings.evaluate import score_contacts
+from recordings.logfile import LogHeader, LogWriter, Notification, utc_now
+from recordings.runner import build_engine, run_session
+from recordings.sources import RecordedSource
 
 pytestmark = pytest.mark.ble
 

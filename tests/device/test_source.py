@@ -30,8 +30,8 @@ from dsp.events import Cue, CueKind, Placement
 from dsp.samples import SampleBlock
 from firmware_sim.bluez import Characteristic, EmulatedPeripheral, Service
 from firmware_sim.bluez.testing import emulated_bluez
-from stridecue.logfile import LogHeader, LogWriter, Notification, utc_now
-from stridecue.sources import RecordedSource
+from recordings.logfile import LogHeader, LogWriter, Notification, utc_now
+from recordings.sources import RecordedSource
 
 pytestmark = pytest.mark.ble
 

@@ -25,8 +25,8 @@ import numpy as np
 from dsp.events import Placement, StepEvent
 from dsp.quality import QualityMonitor
 from dsp.steps import CONFIGS, StepDetector
-from stridecue.evaluate import score_contacts
-from stridecue.trials import Trial, find_trials
+from recordings.evaluate import score_contacts
+from recordings.trials import Trial, find_trials
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 from dsp.events import Placement, StepEvent
 from dsp.quality import QualityMonitor
 from dsp.steps import StepDetector
-from stridecue.trials import find_trials
+from recordings.trials import find_trials
 
 FloatArray = NDArray[np.float64]
 

@@ -1,7 +1,7 @@
 """StepDetector on real recordings against force-plate contacts, and its streaming invariances.
 
 Accuracy targets (per dataset, pooled over its running trials, eval protocol of
-``stridecue.evaluate.score_contacts``): recall and precision >= 0.98, |contact-time bias| <= 10 ms,
+``recordings.evaluate.score_contacts``): recall and precision >= 0.98, |contact-time bias| <= 10 ms,
 contact-time MAE <= 20 ms, and every step confirmed within 150 ms of its toe-off.
 """
 
@@ -23,8 +23,8 @@ from dsp.steps import CONFIGS, StepDetector
 from firmware_sim.gait import STRIKES, AthleteProfile
 from firmware_sim.impair import Impairments
 from firmware_sim.runner import SimulatedAthlete
-from stridecue.evaluate import ContactScore, score_contacts
-from stridecue.trials import Trial, find_trials
+from recordings.evaluate import ContactScore, score_contacts
+from recordings.trials import Trial, find_trials
 from tests.dsp.calibration import alternate_of, cross_validate, runner_of, running_trials
 from tests.dsp.conftest import (
     UPSIDE_DOWN,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from stridecue.e2e_bench import CHROMIUM, CHROMIUM_ARGS
+from stridecue.bench.e2e import CHROMIUM, CHROMIUM_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
 

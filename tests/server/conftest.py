@@ -19,13 +19,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bus.messages import Message
+from bus.session_messages import SessionMessages
 from dsp.engine import StrideEngine
 from dsp.events import Cue, Placement
 from dsp.plan import SessionPlan
 from firmware_sim.runner import SimulatedAthlete
 from server.store import Store
-from stridecue.mqtt.messages import Message
-from stridecue.mqtt.session_messages import SessionMessages
 
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 PLAN = SessionPlan(

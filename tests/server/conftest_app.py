@@ -24,15 +24,15 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from bus.broker import free_port
+from bus.convert import MessageFactory
+from bus.messages import KIND_OF, Message
+from bus.settings import BrokerConfig
+from bus.topics import topic
 from dsp.events import Cue, CueKind, Metrics, RepSummary, SignalQuality
 from server.app import create_app
 from server.settings import ServerSettings
 from server.store import Store
-from stridecue.mqtt.broker import free_port
-from stridecue.mqtt.convert import MessageFactory
-from stridecue.mqtt.messages import KIND_OF, Message
-from stridecue.mqtt.settings import BrokerConfig
-from stridecue.mqtt.topics import topic
 
 TOKEN = "coach-token-for-the-tests-0123456789"
 T0 = datetime(2025, 5, 1, 7, 0, tzinfo=UTC)

@@ -13,10 +13,10 @@ import pytest
 from fastapi import FastAPI, Request
 from typer.testing import CliRunner
 
+from bus.convert import MessageFactory
+from bus.messages import CueMessage
 from server.app import BodyLimit, create_app
 from stridecue import cli
-from stridecue.mqtt.convert import MessageFactory
-from stridecue.mqtt.messages import CueMessage
 from tests.brokers import Mosquitto
 from tests.server.conftest_app import (
     ANNA_CUES,

@@ -22,13 +22,7 @@ import aiomqtt
 import httpx
 import pytest
 
-from dsp.events import Placement
-from firmware_sim.runner import SimulatedAthlete
-from server.app import create_app
-from server.auth import COOKIE_NAME
-from server.settings import ServerSettings
-from stridecue.logfile import LogHeader, LogWriter
-from stridecue.mqtt.messages import (
+from bus.messages import (
     KIND_OF,
     CueMessage,
     Message,
@@ -36,9 +30,15 @@ from stridecue.mqtt.messages import (
     RepMessage,
     SessionMessage,
 )
-from stridecue.mqtt.settings import BrokerConfig
-from stridecue.mqtt.topics import DELIVERY, topic
-from stridecue.sources import SimulatedSource
+from bus.settings import BrokerConfig
+from bus.topics import DELIVERY, topic
+from dsp.events import Placement
+from firmware_sim.runner import SimulatedAthlete
+from recordings.logfile import LogHeader, LogWriter
+from recordings.sources import SimulatedSource
+from server.app import create_app
+from server.auth import COOKIE_NAME
+from server.settings import ServerSettings
 from tests.server.browser import (
     Console,
     chromium,  # noqa: F401

@@ -19,9 +19,9 @@ import httpx
 import pytest
 from garmin_fit_sdk import Decoder, Stream
 
+from bus.messages import Message, MetricsMessage, Quality, RepMessage
 from server.app import create_app
 from server.exports import attachment, rows_csv
-from stridecue.mqtt.messages import Message, MetricsMessage, Quality, RepMessage
 from tests.server.conftest_app import (
     ANNA_CUES,
     ANNA_METRICS_S,

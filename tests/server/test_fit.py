@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 from garmin_fit_sdk import Decoder, Stream
 
+from bus.messages import Quality
 from server.fit import (
     FitExportError,
     SensorClock,
@@ -23,7 +24,6 @@ from server.fit import (
     serial_number,
 )
 from server.store import MetricRow, RepRow
-from stridecue.mqtt.messages import Quality
 
 T0 = datetime(2025, 6, 2, 18, 0, tzinfo=UTC)
 CADENCE_TOLERANCE_SPM = 1 / 128  # half of FIT's 1/64 spm step

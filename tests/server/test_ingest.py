@@ -13,14 +13,14 @@ import aiomqtt
 import httpx
 import pytest
 
+from bus.convert import MessageFactory
+from bus.messages import CueMessage, Message
+from bus.subscriber import MAX_PAYLOAD_BYTES
+from bus.topics import Kind, topic
 from server.app import create_app
 from server.ingest import Ingest
 from server.live import LiveHub
 from server.store import Store
-from stridecue.mqtt.convert import MessageFactory
-from stridecue.mqtt.messages import CueMessage, Message
-from stridecue.mqtt.subscriber import MAX_PAYLOAD_BYTES
-from stridecue.mqtt.topics import Kind, topic
 from tests.brokers import Mosquitto
 from tests.server.conftest_app import (
     ANNA_CUES,

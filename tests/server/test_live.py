@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from websockets.sync.client import connect
 
+from bus.convert import MessageFactory
+from bus.messages import CueMessage
+from bus.settings import BrokerConfig
+from bus.topics import Kind
 from server.app import create_app
 from server.live import LiveHub
-from stridecue.mqtt.convert import MessageFactory
-from stridecue.mqtt.messages import CueMessage
-from stridecue.mqtt.settings import BrokerConfig
-from stridecue.mqtt.topics import Kind
 from tests.server.conftest_app import (
     ANNA_CUES,
     T0,

@@ -14,10 +14,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from bus.messages import MetricsMessage, Quality
 from server.store import Store, current_revision, migrate
 from server.store.schema import metadata
 from server.store.store import MIGRATIONS, alembic_config, create_engine
-from stridecue.mqtt.messages import MetricsMessage, Quality
 
 WALL = datetime(2025, 5, 1, 7, 30, 1, 500000, tzinfo=UTC)
 

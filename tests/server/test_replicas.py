@@ -31,13 +31,8 @@ from typer.testing import CliRunner
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from server.auth import BEARER_SUBPROTOCOL
-from server.ingest import SHARED_KINDS
-from server.settings import ServerSettings
-from server.store import Store
-from stridecue.cli import app
-from stridecue.mqtt.broker import free_port
-from stridecue.mqtt.messages import (
+from bus.broker import free_port
+from bus.messages import (
     KIND_OF,
     CueMessage,
     Message,
@@ -47,8 +42,13 @@ from stridecue.mqtt.messages import (
     StatusMessage,
     StepMessage,
 )
-from stridecue.mqtt.subscriber import Subscriber, SubscriptionRefusedError
-from stridecue.mqtt.topics import Kind
+from bus.subscriber import Subscriber, SubscriptionRefusedError
+from bus.topics import Kind
+from server.auth import BEARER_SUBPROTOCOL
+from server.ingest import SHARED_KINDS
+from server.settings import ServerSettings
+from server.store import Store
+from stridecue.cli import app
 from tests.brokers import Mosquitto
 from tests.server.conftest_app import TOKEN, publish, wait_for
 

@@ -17,8 +17,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from server.store import MetricRow, Store, StoreError
-from stridecue.mqtt.messages import (
+from bus.messages import (
     CueMessage,
     Message,
     MetricsMessage,
@@ -28,6 +27,7 @@ from stridecue.mqtt.messages import (
     StatusMessage,
     StepMessage,
 )
+from server.store import MetricRow, Store, StoreError
 from tests.server.conftest import ADMIN_DSN
 
 Simulate = Callable[..., list[Message]]

@@ -18,21 +18,21 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from bus.messages import Message
+from bus.session_messages import SessionMessages
 from dsp.events import Cue, Event, Metrics, Placement, RepSummary, StepEvent
 from dsp.plan import SessionPlan, template
 from firmware_sim.runner import SimulatedAthlete
+from recordings import logfile
+from recordings.logfile import SYNC, LogHeader, LogWriter
+from recordings.runner import build_engine, run_session
+from recordings.sources import RecordedSource, SimulatedSource
 from server.app import create_app
 from server.live import LiveHub
 from server.replay import BATCH_STREAM_S, survey
 from server.settings import ServerSettings
 from server.store import Store
 from server.upload_jobs import Uploads, UploadState
-from stridecue import logfile
-from stridecue.logfile import SYNC, LogHeader, LogWriter
-from stridecue.mqtt.messages import Message
-from stridecue.mqtt.session_messages import SessionMessages
-from stridecue.runner import build_engine, run_session
-from stridecue.sources import RecordedSource, SimulatedSource
 from tests.server.conftest import PLAN
 from tests.server.conftest_app import DEADLINE_S, TOKEN, auth, serving, settings
 

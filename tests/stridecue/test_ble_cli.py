@@ -20,9 +20,9 @@ import aiomqtt
 import pytest
 from typer.testing import CliRunner
 
+from bus.messages import MetricsMessage, StatusMessage
+from bus.subscriber import Subscriber
 from stridecue.cli import app
-from stridecue.mqtt.messages import MetricsMessage, StatusMessage
-from stridecue.mqtt.subscriber import Subscriber
 
 pytestmark = pytest.mark.ble
 

@@ -18,10 +18,10 @@ from typer.testing import CliRunner, Result
 
 from dsp.events import StepEvent
 from dsp.samples import SampleBlock
+from recordings.evaluate import score_contacts
+from recordings.logfile import SYNC, LogReader
+from recordings.trials import find_trials
 from stridecue.cli import app
-from stridecue.evaluate import score_contacts
-from stridecue.logfile import SYNC, LogReader
-from stridecue.trials import find_trials
 
 REPS, REP_S = 3, 25.0
 SHORT_PLAN = ["--warmup-s", "120", "--reps", str(REPS), "--rep-s", str(REP_S)]
@@ -227,7 +227,7 @@ def test_replay_of_a_truncated_log_keeps_everything_before_the_cut(
     last = data.rfind(SYNC)
     cut = tmp_path / "cut.log"
     cut.write_bytes(data[: last + (len(data) - last) // 2])  # a recorder killed mid-write
-    with caplog.at_level(logging.WARNING, logger="stridecue.logfile"):
+    with caplog.at_level(logging.WARNING, logger="recordings.logfile"):
         result = invoke("replay", cut, "--json")
     events = json_lines(result)
     assert "cut short" in caplog.text

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stridecue.mqtt.broker import free_port
+from bus.broker import free_port
 from stridecue.team import bluetooth_available
 
 TOKEN = "demo-token-0123456789"

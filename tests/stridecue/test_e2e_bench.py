@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stridecue.e2e_bench import CHROMIUM, run_e2e_bench
-from stridecue.mqtt.settings import BrokerConfig
+from bus.settings import BrokerConfig
+from stridecue.bench.e2e import CHROMIUM, run_e2e_bench
 
 pytestmark = [pytest.mark.mosquitto, pytest.mark.browser]
 

@@ -27,89 +27,18 @@ from statistics import median
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, lfilter, sosfilt, sosfilt_zi
+from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from dsp.axes import GravityAxis, PrincipalAxis
 from dsp.events import Placement, StepEvent
+from dsp.landmarks import CONFIGS, LandmarkConfig
 from dsp.quality import GAP_PERIODS, QualityBlock
+from dsp.steps_foot import FootStance, change_time, push_off_ok
 from dsp.windows import RunningMin, SlidingExtremum
 
+__all__ = ["CONFIGS", "LandmarkConfig", "StepDetector"]
+
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class LandmarkConfig:
-    """Timing model of one placement. Lags are landmark time minus true event time, in seconds."""
-
-    ic_lag_s: float
-    to_lag_s: float
-    gct_min_s: float = 0.10
-    gct_max_s: float = 0.45
-    min_step_s: float = 0.45  # between two ICs seen by this sensor (a stride for one-leg sensors)
-    refractory_fraction: float = 0.0  # ... or this fraction of the recent median interval, if
-    # longer: a walking stride (~1.1 s) holds a push-off peak ~0.55 s after the impact
-    ic_replace_s: float = 0.45  # a bigger landmark this soon after a pending IC replaces it
-    hold_pending: bool = False  # shank: a pending IC holds until gct_max_s has passed
-    max_interval_s: float = 2.0  # a longer interval between contacts is a pause, not a stride
-    ic_rise_s: float = 0.0  # shank: an impact's height is its rise above the lowest |a| this
-    # far before it (a sharp impact, not a broad push-off hump, is the contact)
-    ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
-    ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
-    ic_min_g: float = 2.0  # shank: impact peak of |a|
-    stance_anchored: bool = False  # foot: the IC is found back from the start of quiet stance
-    quiet_gyro_dps: float = 60.0  # foot: quiet stance is |ω| below this (with a gyroscope) ...
-    quiet_acc_g: float = (
-        1.5  # ... and |a| within this of 1 g (a loose band: see _stance_starts) ...
-    )
-    quiet_min_s: float = 0.04  # ... for at least this long (with a gyroscope)
-    quiet_min_acc_only_s: float = 0.02  # without one: the calm (below) holds this long
-    calm_window_s: float = 0.05  # acc-only calm: over this span, the mean of | |a| - 1 g | ...
-    calm_acc_g: float = 0.3  # ... below this (a clip rings around 1 g in stance, never still)
-    calm_tilt_g: float = 0.6  # ... and the mean of |a - mean gravity direction| below this
-    impact_window_s: float = 0.12  # foot: the impact is the sharpest change this far before it
-    ic_relative: float = 0.25  # ... and at least this fraction of the recent median impact
-    ic_relative_acc_only: float = 0.25  # foot without gyroscope: the same, for the jerk landmark
-    ic_relative_push_off: float = 0.25  # ... found back from a push-off: at least this fraction
-    swing_min_s: float = 0.15  # ... and this long after the last step's toe-off
-    rhythm_min: float = 0.8  # ... and this fraction of the recent median stride after its IC
-    supersede_ratio: float = 1.5  # a landmark this much above the last step's, within one
-    # stride of it, shows that step was not a contact: it is taken (the detector re-locks)
-    to_back_s: float = 0.10
-    to_ahead_s: float = 0.08
-    to_trough_max_g: float = 0.5  # shank: the long-axis trough must dip below this
-    to_peak_min: float = 2.0  # foot: push-off |a| (g) without gyro ...
-    to_drop_within_s: float = 0.04  # ... the largest over the last to_back_s, and |a| falls,
-    # within this and before it rises above the peak again, by ...
-    to_drop: float = 0.3  # ... this fraction of the peak's height above 1 g ...
-    to_drop_min_g: float = 0.5  # ... and by at least this (see _to_ok)
-    to_gyro_min_dps: float = 150.0  # foot: push-off |ω| (deg/s)
-    threshold_g: float = 0.8  # trunk: contact threshold above the flight floor
-    floor_window_s: float = 1.0  # trunk: the flight floor is the running minimum over this
-    peak_min_g: float = 1.3  # trunk: a contact must reach this
-    dip_max_s: float = 0.04  # trunk: a shorter dip below threshold is within one contact
-    smooth_hz: float = 20.0  # trunk: low-pass before thresholding
-
-
-CONFIGS: dict[Placement, LandmarkConfig] = {
-    Placement.SHANK: LandmarkConfig(
-        ic_lag_s=0.030,
-        to_lag_s=0.020,
-        gct_max_s=0.9,
-        ic_back_s=0.3,
-        ic_min_g=0.5,
-        ic_rise_s=0.05,
-        ic_replace_s=0.25,
-        hold_pending=True,
-        refractory_fraction=0.45,
-        to_trough_max_g=0.6,
-    ),
-    Placement.FOOT: LandmarkConfig(
-        ic_lag_s=0.002, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
-    ),
-    Placement.TRUNK: LandmarkConfig(
-        ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12
-    ),
-}
 
 
 @dataclass(slots=True)
@@ -219,27 +148,7 @@ class StepDetector:
             self._prev = np.full(s, np.nan)
         else:
             self._axis = GravityAxis(self.fs_hz)
-            self._last_acc = np.full((s, 3), np.nan)
-            self._last_t = np.full(s, np.nan)
-            # Samples of calm that make a stance, with and without a gyroscope.
-            self._quiet_spans = {
-                True: self._samples(c.quiet_min_s),
-                False: self._samples(c.quiet_min_acc_only_s),
-            }
-            self._quiet = {  # not quiet before the stream's first sample
-                gyro: RunningMin(s, span + 1, fill=0.0) for gyro, span in self._quiet_spans.items()
-            }
-            self._was_quiet = np.zeros(s, dtype=bool)
-            # Without a gyroscope, calm is the mean deviation of |a| from 1 g over a short span
-            # (FIR boxcar; its state starts as if the past were far from calm).
-            width = self._samples(c.calm_window_s)
-            self._calm_b = np.full(width, 1.0 / width)
-            self._calm_zi = np.tile(np.arange(width - 1, 0, -1.0) / width, (2 * s, 1))
-            # Samples before a decided stance start that may hold the impact.
-            self._impact_span = {
-                True: self._samples(c.impact_window_s),
-                False: self._quiet_spans[False] + width + self._samples(c.impact_window_s),
-            }
+            self._foot = FootStance(c, self.fs_hz, s)
             self._ic = SlidingExtremum(s, self._samples(c.ic_back_s), self._samples(c.ic_ahead_s))
             # Per gyroscope presence. Without one, the push-off peak of |a| need not stay the
             # largest for long (the swing's drive may outgrow a weak push-off within 40 ms of
@@ -302,13 +211,13 @@ class StepDetector:
             ic_rows, ic_idx = self._ic.process(impact, quality.segment)
             ic_decided = ic_idx + self._ic.ahead
         else:
-            impact = self._jerk(t_s, acc_g)
+            impact = self._foot.jerk(t_s, acc_g)
             to_signal = norm if gyro_norm is None else gyro_norm
             along = self._axis.process(acc_g) if gyro_norm is None else None
-            ic_rows, ic_decided = self._stance_starts(norm, gyro_norm, along)
+            ic_rows, ic_decided = self._foot.stance_starts(norm, gyro_norm, along, self._hist.next)
             # With a gyroscope the quiet span is exact: the impact lies before it began.
-            ic_idx = ic_decided - (self._quiet_spans[True] if gyro_norm is not None else 0)
-            impact_span = self._impact_span[gyro_norm is not None]
+            ic_idx = ic_decided - (self._foot.quiet_spans[True] if gyro_norm is not None else 0)
+            impact_span = self._foot.impact_span[gyro_norm is not None]
         ext = self._hist.extend(
             t=t_s, x=impact, y=to_signal, n=norm, seg=quality.segment.astype(float)
         )
@@ -368,7 +277,7 @@ class StepDetector:
                     if not np.isfinite(value):
                         continue
                 if c.stance_anchored:
-                    t_i = self._change_time(ext["t"][row], j)
+                    t_i = change_time(ext["t"][row], j)
                 self._on_impact(st, _Pending(t_i, value, seg, i, impact_g=impact_g))
                 continue
             if seg != int(ext["seg"][row, col(decided)]):
@@ -394,39 +303,6 @@ class StepDetector:
             ic = p.t_s - c.ic_lag_s
             out[row].append(self._emit(st, ic, to, float(ext["t"][row, col(decided)])))
         return out
-
-    def _stance_starts(
-        self, norm: FloatArray, gyro_norm: FloatArray | None, along: FloatArray | None
-    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
-        """(rows, absolute indices) of the samples that complete a quiet stance.
-
-        ``along`` is the acceleration along the mean gravity direction (g), needed without a
-        gyroscope.
-
-        The stance began ``self._quiet_spans[with gyro]`` samples before each of them.
-        """
-        c = self.config
-        # Stance: the foot is still (|a| ≈ 1 g) and not rotating. Either alone is not enough: at
-        # the end of swing the pitch rate crosses zero slowly while the foot still decelerates.
-        if gyro_norm is not None:
-            calm = (np.abs(norm - 1.0) < c.quiet_acc_g) & (gyro_norm < c.quiet_gyro_dps)
-        else:
-            assert along is not None
-            # A real shoe clip rings and rolls through stance: |a| is near 1 g on average over
-            # a few tens of ms, not sample by sample (measured on a shoe clip, 100 Hz). Mid-swing
-            # also passes through 1 g, but with the foot pitched: the vector a then lies far from
-            # the mean gravity direction ĝ (which a flat foot in stance dominates), by
-            # |a - ĝ| = sqrt(|a|² - 2 a·ĝ + 1) ≈ 1 g against ≈ 0.3 g in stance.
-            tilt = np.sqrt(np.maximum(norm * norm - 2.0 * along + 1.0, 0.0))
-            both = np.concatenate([np.abs(norm - 1.0), tilt], axis=0)
-            mean_dev, self._calm_zi = lfilter(self._calm_b, [1.0], both, axis=1, zi=self._calm_zi)
-            s = self.n_streams
-            calm = (mean_dev[:s] < c.calm_acc_g) & (mean_dev[s:] < c.calm_tilt_g)
-        quiet = self._quiet[gyro_norm is not None].process(calm.astype(float)) > 0.5
-        before = np.concatenate([self._was_quiet[:, None], quiet[:, :-1]], axis=1)
-        self._was_quiet = quiet[:, -1].copy()
-        rows, cols = np.nonzero(quiet & ~before)
-        return rows, cols + self._hist.next
 
     def _impact_before(
         self, st: _StreamState, row: int, j_to: int, ext: dict[str, FloatArray]
@@ -470,26 +346,8 @@ class StepDetector:
             return None
         d = self._ic.ahead
         impact_g = float(np.fmax.reduce(ext["n"][row, max(0, k - d) : k + d + 1]))
-        t_ic = self._change_time(t, k)
+        t_ic = change_time(t, k)
         return _Pending(t_ic, value, seg, k + self._hist.ext_base, impact_g=impact_g)
-
-    @staticmethod
-    def _change_time(t: FloatArray, k: int) -> float:
-        """When the change of acceleration between samples ``k - 1`` and ``k`` happened: midway
-        (unbiased whatever the rate; at 50 Hz, ``t[k]`` alone would be 10 ms late on average)."""
-        half = 0.5 * (t[k] - t[k - 1]) if k >= 1 else np.nan
-        return float(t[k] - half) if np.isfinite(half) else float(t[k])
-
-    def _jerk(self, t_s: FloatArray, acc_g: FloatArray) -> FloatArray:
-        """Norm of the first difference of acceleration over time, g/s: sharp at an impact,
-        small in the smooth (if large) accelerations of swing."""
-        acc = np.concatenate([self._last_acc[:, :, None], acc_g], axis=2)
-        t = np.concatenate([self._last_t[:, None], t_s], axis=1)
-        if acc_g.shape[2]:
-            self._last_acc, self._last_t = acc_g[:, :, -1].copy(), t_s[:, -1].copy()
-        diff = np.diff(acc, axis=2)
-        dt = np.maximum(np.diff(t, axis=1), 0.5 / self.fs_hz)
-        return np.nan_to_num(np.sqrt(np.einsum("sin,sin->sn", diff, diff)) / dt)
 
     def _to_ok(self, value: float, after: FloatArray) -> bool:
         """Is the extremum ``value`` a toe-off landmark, given the samples ``after`` it?"""
@@ -498,15 +356,7 @@ class StepDetector:
             return value < c.to_trough_max_g
         if not self._to_on_norm:
             return value >= c.to_gyro_min_dps
-        # Without a gyroscope: the push-off peak of |a| is AT toe-off, and |a| drops right after
-        # it, before the swing's drive builds up (the foot is in the air and the push is over);
-        # the roll and the shoe's flex in late stance rise and fall by a few tenths of a g only.
-        above = np.flatnonzero(after > value)
-        before_rise = after[: above[0]] if above.size else after
-        if before_rise.size == 0:
-            return False
-        drop_g = value - float(np.min(before_rise))
-        return value >= c.to_peak_min and drop_g >= max(c.to_drop_min_g, c.to_drop * (value - 1.0))
+        return push_off_ok(c, value, after)
 
     def _on_impact(self, st: _StreamState, cand: _Pending) -> None:
         c = self.config

@@ -72,6 +72,12 @@ class MessageFactory:
                 intensity_g=event.intensity_g,
                 speed_m_s=event.speed_m_s,
                 quality=_quality(event.quality),
+                activity=None if event.activity is None else event.activity.value,
+                cadence_source=None if event.cadence_source is None else event.cadence_source.value,
+                cadence_confidence=event.cadence_confidence,
+                lost_fraction=event.lost_fraction,
+                clipped_fraction=event.clipped_fraction,
+                trusted=event.trusted,
             )
         if isinstance(event, StepEvent):
             return StepMessage(
@@ -113,6 +119,8 @@ class MessageFactory:
                 time_to_stride_cadence_s=event.time_to_stride_cadence_s,
                 fatigue_flag=event.fatigue_flag,
                 fatigue_reason=event.fatigue_reason,
+                missing_s=event.missing_s,
+                complete=event.complete,
             )
         assert isinstance(event, Gap)
         return None

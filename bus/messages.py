@@ -9,9 +9,9 @@ drop duplicates (a re-sent message keeps its id) and see gaps.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from bus.topics import ATHLETE_ID, Kind
 
@@ -23,6 +23,9 @@ class Envelope(BaseModel):
     """Fields every message has."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields added within v1: a publisher sends them, a reader accepts their absence (a
+    # publisher older than the field) and reads them as their default.
+    added_in_v1: ClassVar[frozenset[str]] = frozenset()
 
     schema_version: Literal[1] = 1
     athlete_id: AthleteId
@@ -41,15 +44,66 @@ class Quality(BaseModel):
 
 
 class MetricsMessage(Envelope):
-    """About once per second, QoS 0: the latest wins, none is re-sent."""
+    """About once per second, QoS 0: the latest wins, none is re-sent.
+
+    ``trusted`` is the publisher's verdict on the cadence (present, supported by the signal's
+    periodicity, few samples lost): a consumer shows an untrusted cadence as uncertain and never
+    recomputes the verdict. A publisher older than the field sent none: its cadence is trusted
+    when it has one.
+    """
+
+    added_in_v1: ClassVar[frozenset[str]] = frozenset(
+        {
+            "activity",
+            "cadence_source",
+            "cadence_confidence",
+            "lost_fraction",
+            "clipped_fraction",
+            "trusted",
+        }
+    )
 
     type: Literal["metrics"] = "metrics"
     cadence_spm: float | None = Field(description="Steps per minute, both feet.")
-    gct_ms: float | None = Field(description="Rolling ground contact time.")
+    gct_ms: float | None = Field(
+        description="Rolling ground contact time; null when unavailable (cadence from the "
+        "signal's periodicity, cadence-only sensor)."
+    )
     step_count: int = Field(ge=0)
     intensity_g: float | None = Field(description="Mean impact peak above 1 g.")
     speed_m_s: float | None
     quality: Quality
+    activity: Literal["still", "walking", "running"] | None = Field(
+        default=None, description="What the athlete is doing; null when not known."
+    )
+    cadence_source: Literal["contacts", "periodicity", "sensor"] | None = Field(
+        default=None,
+        description="contacts (confirmed by the periodicity), periodicity (the contacts "
+        "disagreed or failed: no contact time), sensor (the sensor's own reading).",
+    )
+    cadence_confidence: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="How well the signal's periodicity supports the cadence; null: unchecked.",
+    )
+    lost_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of this second's samples lost."
+    )
+    clipped_fraction: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Share of this second's samples clipped."
+    )
+    trusted: bool = Field(
+        description="The cadence can be shown as fact. Absent (older publishers): true "
+        "exactly when cadence_spm is not null."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trusted_of_older_publishers(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "trusted" not in data:
+            return {**data, "trusted": data.get("cadence_spm") is not None}
+        return data
 
 
 class StepMessage(Envelope):
@@ -98,13 +152,25 @@ class RepMessage(Envelope):
     start_s: float
     end_s: float
     duration_s: float = Field(ge=0.0)
-    mean_cadence_spm: float | None = Field(description="Null when no step fell inside the rep.")
+    mean_cadence_spm: float | None = Field(
+        description="Null when no step fell inside the rep, or the rep is not complete."
+    )
     mean_gct_ms: float | None
     gct_drift_ms: float | None
     cadence_cv_pct: float | None = Field(ge=0.0)
     time_to_stride_cadence_s: float | None
     fatigue_flag: bool
     fatigue_reason: str | None
+    missing_s: float = Field(
+        default=0.0, ge=0.0, description="Seconds of the rep without trusted data."
+    )
+    complete: bool = Field(
+        default=True,
+        description="Measured throughout; false: a hole in the data, the rep is flagged and "
+        "its means, drift and CV are null.",
+    )
+
+    added_in_v1: ClassVar[frozenset[str]] = frozenset({"missing_s", "complete"})
 
 
 class SessionMessage(Envelope):

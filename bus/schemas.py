@@ -32,9 +32,11 @@ def schemas() -> dict[str, dict[str, Any]]:
     for model, kind in KIND_OF.items():
         name = _type_name(model)
         # What goes on the wire: the publisher sends every field (null when unknown), so the
-        # fields with a default (schema_version, type) are required too.
+        # fields with a default (schema_version, type) are required too; only the fields added
+        # within v1 may be absent, from the messages of older publishers.
         schema = model.model_json_schema(mode="serialization")
-        schema["required"] = sorted(schema["properties"])
+        added: frozenset[str] = getattr(model, "added_in_v1", frozenset())
+        schema["required"] = sorted(set(schema["properties"]) - added)
         schema["$schema"] = DIALECT
         # A URN, not a URL: the schemas are not served anywhere, yet "$id" must be a URI.
         schema["$id"] = f"urn:{ROOT.replace('/', ':')}:{name}"

@@ -28,9 +28,16 @@ SessionIdPath = Annotated[str, Path(min_length=1, max_length=64, description="Se
 class ReportSummary(BaseModel):
     reps_done: int
     reps_planned: int | None
-    mean_cadence_spm: float | None = Field(description="Mean over the reps' mean cadences.")
-    mean_gct_ms: float | None = Field(description="Mean over the reps' mean contact times.")
+    mean_cadence_spm: float | None = Field(
+        description="Mean over the complete reps' mean cadences."
+    )
+    mean_gct_ms: float | None = Field(
+        description="Mean over the complete reps' mean contact times."
+    )
     flagged_reps: list[int] = Field(description="Rep numbers the fatigue rule flagged.")
+    incomplete_reps: list[int] = Field(
+        description="Rep numbers with a hole in their data: flagged, not summarised."
+    )
 
 
 class Report(BaseModel):
@@ -178,18 +185,21 @@ def metrics(
 
 @protected.get("/sessions/{session_id}/report", responses=_NOT_FOUND)
 def report(session_id: SessionIdPath, store: StoreDep) -> Report:
-    """The session, its reps and a summary: reps done, the reps' mean cadence and contact time,
-    and the reps the fatigue rule flagged."""
+    """The session, its reps and a summary: reps done, the complete reps' mean cadence and
+    contact time, the reps the fatigue rule flagged and those with a hole in their data."""
     found = _session(store, session_id)
     done = store.reps(session_id)
-    cadences = [r.mean_cadence_spm for r in done if r.mean_cadence_spm is not None]
-    contacts = [r.mean_gct_ms for r in done if r.mean_gct_ms is not None]
+    # A rep with a hole is not summarised, whatever means its publisher sent.
+    measured = [r for r in done if r.complete]
+    cadences = [r.mean_cadence_spm for r in measured if r.mean_cadence_spm is not None]
+    contacts = [r.mean_gct_ms for r in measured if r.mean_gct_ms is not None]
     summary = ReportSummary(
         reps_done=len(done),
         reps_planned=found.reps,
         mean_cadence_spm=fmean(cadences) if cadences else None,
         mean_gct_ms=fmean(contacts) if contacts else None,
         flagged_reps=[r.rep for r in done if r.fatigue_flag],
+        incomplete_reps=[r.rep for r in done if not r.complete],
     )
     return Report(session=found, reps=done, summary=summary)
 

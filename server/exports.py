@@ -41,6 +41,12 @@ METRIC_COLUMNS = (
     "saturated_samples",
     "gaps",
     "lost_samples",
+    "activity",
+    "cadence_source",
+    "cadence_confidence",
+    "lost_fraction",
+    "clipped_fraction",
+    "trusted",
 )
 REP_COLUMNS = (
     "rep",
@@ -54,6 +60,8 @@ REP_COLUMNS = (
     "time_to_stride_cadence_s",
     "fatigue_flag",
     "fatigue_reason",
+    "missing_s",
+    "complete",
     "sensor_time_s",
     "wall_time",
     "seq",
@@ -135,7 +143,11 @@ def export_fit(session_id: SessionIdPath, store: StoreDep) -> Response:
 
 
 def metrics_csv(metrics: Sequence[MetricRow], reps: Sequence[RepRow]) -> str:
-    """One row per stored second; ``rep`` is the rep whose ``[start_s, end_s]`` holds it."""
+    """One row per stored second; ``rep`` is the rep whose ``[start_s, end_s]`` holds it.
+
+    An untrusted second keeps its cadence, with ``trusted`` false beside it: the file holds
+    what was measured, and says what can be relied on.
+    """
     rep_at = RepLookup(reps)
     rows = []
     for m in metrics:

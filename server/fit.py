@@ -25,6 +25,11 @@ per minute comes back to within 1/128 spm. ``stance_time`` is the ground contact
 (the earliest row's ``wall_time − sensor_time_s``), so that durations stay sensor durations
 even when the publisher replayed a recording faster than real time. A value FIT cannot hold
 (out of its field's range, NaN) is left out of its message rather than clipped.
+
+FIT has no way to mark a value uncertain, so a second whose cadence the publisher did not
+trust has neither cadence nor stance time in its record (an importer would take them as
+fact), and the session's averages are of trusted seconds only. A second without a contact time
+(cadence from the signal's periodicity, a cadence-only sensor) has no stance time.
 """
 
 from __future__ import annotations
@@ -123,10 +128,14 @@ def encode_activity(session_id: str, metrics: Sequence[MetricRow], reps: Sequenc
     for row, timestamp in seconds:
         encoder.write_mesg(_record(row, timestamp))
     encoder.write_mesg(_timer(end, "stop"))
-    cadences = _known(m.cadence_spm for m, _ in seconds)
-    contacts = _known(m.gct_ms for m, _ in seconds)
+    cadences = _known(m.cadence_spm for m, _ in seconds if m.trusted)
+    contacts = _known(m.gct_ms for m, _ in seconds if m.trusted)
     for index, (rep, lap_start, lap_end) in enumerate(laps):
-        lap = _lap(index, lap_start, lap_end, rep.duration_s, rep.mean_cadence_spm, rep.mean_gct_ms)
+        # A rep with a hole in its data is a lap without averages: it was not summarised.
+        cadence_spm, gct_ms = (
+            (rep.mean_cadence_spm, rep.mean_gct_ms) if rep.complete else (None, None)
+        )
+        lap = _lap(index, lap_start, lap_end, rep.duration_s, cadence_spm, gct_ms)
         # FIT has no trigger for "the engine saw the rep"; manual is how readers show a split
         # the athlete marked, the nearest meaning.
         encoder.write_mesg(lap | {"lap_trigger": "manual"})
@@ -236,13 +245,14 @@ def _session(
 
 
 def _record(row: MetricRow, timestamp: int) -> dict[str, Any]:
-    cadence, fraction = running_cadence(row.cadence_spm)
+    cadence, fraction = running_cadence(row.cadence_spm if row.trusted else None)
+    gct_ms = row.gct_ms if row.trusted else None
     return {
         "mesg_num": _MESG["RECORD"],
         "timestamp": timestamp,
         "cadence": cadence,
         "fractional_cadence": fraction,
-        "stance_time": _checked(row.gct_ms, 10, _MAX_UINT16),
+        "stance_time": _checked(gct_ms, 10, _MAX_UINT16),
         "speed": _checked(row.speed_m_s, 1000, _MAX_UINT16),
     }
 

@@ -1,7 +1,8 @@
 """Events as JSON objects, one per line, for machines (`replay --json`).
 
 Every object has ``"type"``: ``step``, ``metrics``, ``gap``, ``cue`` or ``rep``; the other keys are
-the event's fields, with the units in their names.
+the event's fields, with the units in their names, then the verdicts the engine derives from them
+(``trusted`` for metrics, ``complete`` for reps), so that no reader has to recompute them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def event_dict(event: Event) -> dict[str, Any]:
     """``{"type": ..., **fields}``; enums become their values, floats are rounded to 1e-6."""
     out: dict[str, Any] = {"type": _TYPES[type(event)]}
     out.update({k: _clean(v) for k, v in asdict(event).items()})
+    if isinstance(event, Metrics):
+        out["trusted"] = event.trusted
+    elif isinstance(event, RepSummary):
+        out["complete"] = event.complete
     return out
 
 

@@ -131,6 +131,9 @@ reps = sa.Table(
     sa.Column("time_to_stride_cadence_s", sa.Double(), nullable=True),
     sa.Column("fatigue_flag", sa.Boolean(), nullable=False),
     sa.Column("fatigue_reason", sa.Text(), nullable=True),
+    # Added by revision 0003 (rows stored before it: 0 and true, as older publishers meant).
+    sa.Column("missing_s", sa.Double(), nullable=False),
+    sa.Column("complete", sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint("session_id", "id"),
     sa.UniqueConstraint("session_id", "seq"),
 )
@@ -151,6 +154,15 @@ metrics = sa.Table(
     sa.Column("saturated_samples", sa.BigInteger(), nullable=True),
     sa.Column("gaps", sa.Integer(), nullable=True),
     sa.Column("lost_samples", sa.BigInteger(), nullable=True),
+    # Added by revision 0003: activity, source and confidence NULL on rows stored before it
+    # (not known), the fractions 0 and trusted when a cadence is there (as older publishers
+    # meant).
+    sa.Column("activity", sa.String(16), nullable=True),
+    sa.Column("cadence_source", sa.String(16), nullable=True),
+    sa.Column("cadence_confidence", sa.Double(), nullable=True),
+    sa.Column("lost_fraction", sa.Double(), nullable=False),
+    sa.Column("clipped_fraction", sa.Double(), nullable=False),
+    sa.Column("trusted", sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint("session_id", "sensor_time_s"),
 )
 
@@ -242,6 +254,8 @@ class RepRow(_Row):
     time_to_stride_cadence_s: float | None
     fatigue_flag: bool
     fatigue_reason: str | None
+    missing_s: float  # seconds of the rep without trusted data
+    complete: bool  # false: a hole in the data; the rep is flagged, not summarised
 
 
 class StepRow(_Row):
@@ -257,9 +271,10 @@ class StepRow(_Row):
 class MetricRow(_Row):
     """One second of metrics, or a bucket of ``seconds`` of them (downsampled).
 
-    A bucket starts at ``sensor_time_s``; it holds the mean cadence, contact time, intensity and
-    speed of its seconds (``None`` where none had one), and the last step count, quality
-    counters and wall time.
+    A bucket starts at ``sensor_time_s``; it holds the mean cadence, contact time, intensity,
+    speed, cadence confidence and lost and clipped fractions of its seconds (``None`` where none
+    had one), the last step count, quality counters, activity, cadence source and wall time, and
+    is ``trusted`` only when every one of its seconds was.
     """
 
     sensor_time_s: float
@@ -270,4 +285,10 @@ class MetricRow(_Row):
     intensity_g: float | None
     speed_m_s: float | None
     quality: Quality | None  # None on rows stored before migration 0002
+    activity: str | None
+    cadence_source: str | None
+    cadence_confidence: float | None
+    lost_fraction: float
+    clipped_fraction: float
+    trusted: bool
     seconds: int

@@ -445,11 +445,26 @@ def _envelope(message: Message) -> dict[str, Any]:
     return {"session_id": message.session_id, "sensor_time_s": message.sensor_time_s}
 
 
+_METRIC_FIELDS = {
+    "cadence_spm",
+    "gct_ms",
+    "step_count",
+    "intensity_g",
+    "speed_m_s",
+    "activity",
+    "cadence_source",
+    "cadence_confidence",
+    "lost_fraction",
+    "clipped_fraction",
+    "trusted",
+}
+
+
 def _metrics_values(m: MetricsMessage) -> dict[str, Any]:
     return {
         **_envelope(m),
         "wall_time": m.wall_time,
-        **m.model_dump(include={"cadence_spm", "gct_ms", "step_count", "intensity_g", "speed_m_s"}),
+        **m.model_dump(include=_METRIC_FIELDS),
         **m.quality.model_dump(),
     }
 
@@ -487,6 +502,17 @@ def _metric_row(row: dict[str, Any], seconds: int) -> MetricRow:
     return MetricRow(**row, quality=quality, seconds=seconds)
 
 
+_BUCKET_MEANS = (
+    "cadence_spm",
+    "gct_ms",
+    "intensity_g",
+    "speed_m_s",
+    "cadence_confidence",
+    "lost_fraction",
+    "clipped_fraction",
+)
+
+
 def _downsample(rows: list[dict[str, Any]], every_s: float) -> list[MetricRow]:
     """Rows (sorted by sensor time) merged into buckets of ``every_s`` seconds."""
     t_s = np.array([r["sensor_time_s"] for r in rows])
@@ -495,13 +521,15 @@ def _downsample(rows: list[dict[str, Any]], every_s: float) -> list[MetricRow]:
     lasts = np.r_[starts[1:], len(rows)] - 1
     means = {
         name: _bucket_means(np.array([r[name] for r in rows], dtype=float), starts)
-        for name in ("cadence_spm", "gct_ms", "intensity_g", "speed_m_s")
+        for name in _BUCKET_MEANS
     }
+    trusted = np.logical_and.reduceat(np.array([r["trusted"] for r in rows], dtype=bool), starts)
     out = []
     for i, (first, last) in enumerate(zip(starts, lasts, strict=True)):
         merged = dict(rows[last])  # the last second's wall time, step count and quality
         merged["sensor_time_s"] = float(bucket[first] * every_s)
         merged.update({name: _none_if_nan(values[i]) for name, values in means.items()})
+        merged["trusted"] = bool(trusted[i])
         out.append(_metric_row(merged, int(last - first + 1)))
     return out
 

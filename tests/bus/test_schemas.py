@@ -184,3 +184,66 @@ def test_the_examples_in_the_docs_validate_one_per_type() -> None:
 def test_the_config_file_example_uses_real_settings() -> None:
     [toml] = _blocks("toml")
     assert set(tomllib.loads(toml)) <= set(Settings.model_fields)
+
+
+def test_real_metrics_say_what_can_be_trusted(payloads: list[dict[str, Any]]) -> None:
+    metrics = [p for p in payloads if p["type"] == "metrics"]
+    added = {"activity", "cadence_source", "cadence_confidence", "lost_fraction"}
+    assert all(added | {"clipped_fraction", "trusted"} <= set(p) for p in metrics)
+    assert all(isinstance(p["trusted"], bool) for p in metrics)
+    # The engine's verdict, carried as it is.
+    for p in metrics:
+        supported = p["cadence_confidence"] is None or p["cadence_confidence"] >= 0.5
+        expected = p["cadence_spm"] is not None and p["lost_fraction"] <= 0.2 and supported
+        assert p["trusted"] is expected, p
+    assert any(p["trusted"] and p["activity"] == "running" for p in metrics)
+    reps = [p for p in payloads if p["type"] == "rep"]
+    assert all(isinstance(p["complete"], bool) and p["missing_s"] >= 0 for p in reps)
+
+
+@pytest.mark.parametrize("name", ["metrics", "rep"])
+def test_a_payload_of_an_older_publisher_still_validates(
+    name: str, payloads: list[dict[str, Any]]
+) -> None:
+    """v1 only ever adds optional fields: a message without them is still a v1 message."""
+    added = {
+        "metrics": {
+            "activity",
+            "cadence_source",
+            "cadence_confidence",
+            "lost_fraction",
+            "clipped_fraction",
+            "trusted",
+        },
+        "rep": {"missing_s", "complete"},
+    }[name]
+    payload = next(p for p in payloads if p["type"] == name and p.get("cadence_spm", 1))
+    old = {k: v for k, v in payload.items() if k not in added}
+    assert set(load(name)["properties"]) - set(load(name)["required"]) == added
+    assert Draft202012Validator(load(name)).is_valid(old)
+    message = MESSAGE.validate_python(old)
+    if name == "metrics":
+        # Read as the older publisher meant it: trusted exactly when there is a cadence.
+        assert message.model_dump(include=added) == {
+            "activity": None,
+            "cadence_source": None,
+            "cadence_confidence": None,
+            "lost_fraction": 0.0,
+            "clipped_fraction": 0.0,
+            "trusted": True,
+        }
+        assert MESSAGE.validate_python({**old, "cadence_spm": None}).trusted is False  # type: ignore[union-attr]
+    else:
+        assert message.model_dump(include=added) == {"missing_s": 0.0, "complete": True}
+
+
+def test_the_new_fields_have_their_ranges(payloads: list[dict[str, Any]]) -> None:
+    metrics = next(p for p in payloads if p["type"] == "metrics")
+    validator = Draft202012Validator(load("metrics"))
+    assert not validator.is_valid({**metrics, "lost_fraction": 1.5})
+    assert not validator.is_valid({**metrics, "cadence_confidence": -0.1})
+    assert not validator.is_valid({**metrics, "activity": "cycling"})
+    assert not validator.is_valid({**metrics, "cadence_source": "guess"})
+    assert not validator.is_valid({**metrics, "trusted": "yes"})
+    rep = next(p for p in payloads if p["type"] == "rep")
+    assert not Draft202012Validator(load("rep")).is_valid({**rep, "missing_s": -1.0})

@@ -29,7 +29,7 @@ from bus.convert import MessageFactory
 from bus.messages import KIND_OF, Message
 from bus.settings import BrokerConfig
 from bus.topics import topic
-from dsp.events import Cue, CueKind, Metrics, RepSummary, SignalQuality
+from dsp.events import Activity, CadenceSource, Cue, CueKind, Metrics, RepSummary, SignalQuality
 from server.app import create_app
 from server.settings import ServerSettings
 from server.store import Store
@@ -52,6 +52,78 @@ ANNA_REPS = (
     RepSummary(1, 65.4, 96.0, 30.6, 190.0, 205.0, 1.0, 1.1, 0.9, False, None),
     RepSummary(2, 180.2, 212.0, 31.8, 194.0, 215.0, 9.5, 1.4, 1.2, True, "contacts lengthen"),
 )
+
+
+CLEO_SESSION = "cleo-session-1"
+CLEO_METRICS_S = tuple(float(t) for t in range(1, 61))
+# Seconds the engine did not trust: 20 s of lost samples, then the last 5 s, whose contacts
+# disagreed with the signal's periodicity (cadence from the periodicity, no contact time).
+CLEO_LOST_S = frozenset(float(t) for t in range(21, 41))
+CLEO_PERIODIC_S = frozenset(float(t) for t in range(56, 61))
+CLEO_READY_REASON = "recovery time reached; cadence still high (168 spm, easy is 158)"
+CLEO_REPS = (
+    RepSummary(1, 5.0, 19.0, 14.0, 176.0, 221.0, 1.5, 1.2, 2.0, False, None),
+    # The 20 s hole: flagged by the engine, not summarised.
+    RepSummary(2, 25.0, 50.0, 25.0, None, None, None, None, 1.0, False, None, missing_s=20.0),
+)
+
+
+def cleo_metrics(t_s: float) -> Metrics:
+    quality = SignalQuality(samples=int(200 * t_s), saturated_samples=0, gaps=0, lost_samples=0)
+    if t_s in CLEO_PERIODIC_S:
+        return Metrics(
+            t_s,
+            150.0 + t_s,
+            None,
+            int(3 * t_s),
+            1.5,
+            None,
+            quality,
+            activity=Activity.WALKING,
+            cadence_source=CadenceSource.PERIODICITY,
+            cadence_confidence=0.3,
+        )
+    return Metrics(
+        t_s,
+        cadence_spm(t_s),
+        gct_ms(t_s),
+        int(3 * t_s),
+        5.0,
+        None,
+        quality,
+        activity=Activity.RUNNING,
+        cadence_source=CadenceSource.CONTACTS,
+        cadence_confidence=0.9,
+        lost_fraction=0.5 if t_s in CLEO_LOST_S else 0.0,
+    )
+
+
+def cleo_messages() -> list[Message]:
+    """A session whose signal fails: lost samples in rep 2 (a hole), and walking at the end
+    with a cadence the signal does not support; every second's values known."""
+    factory = MessageFactory("cleo", session_id=CLEO_SESSION, clock=lambda: T0)
+    messages: list[Message] = [
+        factory.status(
+            0.0,
+            online=True,
+            device="footpod-sim",
+            placement="foot",
+            sample_rate_hz=200.0,
+            quality=None,
+            metrics_dropped=0,
+            outbox_pending=0,
+        ),
+    ]
+    messages += [_made(factory.message(cleo_metrics(t_s))) for t_s in CLEO_METRICS_S]
+    messages += [_made(factory.message(rep)) for rep in CLEO_REPS]
+    ready = Cue(58.0, CueKind.GET_READY, "Get ready", rep=3, reps=6, reason=CLEO_READY_REASON)
+    messages.append(_made(factory.message(ready)))
+    messages.append(
+        factory.session(
+            60.0, template="nrr", state="get_ready", rep=2, reps=6, recovery_remaining_s=None
+        )
+    )
+    return messages
 
 
 def cadence_spm(t_s: FloatOrArray) -> FloatOrArray:

@@ -55,11 +55,14 @@ from tests.server.conftest_app import (
     ANNA_METRICS_S,
     ANNA_REPS,
     ANNA_SESSION,
+    CLEO_READY_REASON,
+    CLEO_SESSION,
     TOKEN,
     anna_messages,
     auth,
     ben_messages,
     cadence_spm,
+    cleo_messages,
     gct_ms,
     publish,
     seed,
@@ -407,7 +410,7 @@ def _drift_label(rep: RepMessage, metrics: list[MetricsMessage]) -> str:
     span_s = rep.end_s - rep.start_s
     lag_s = 6 * 60 / rep.mean_cadence_spm if rep.mean_cadence_spm else 0.0
     plateau_s = min(3 * (rep.time_to_stride_cadence_s or 0.0) + lag_s, span_s / 2)
-    rows = [m for m in metrics if rep.start_s <= m.sensor_time_s <= rep.end_s]
+    rows = [m for m in metrics if rep.start_s <= m.sensor_time_s <= rep.end_s and m.trusted]
 
     def trend(key: str) -> float:
         n = sx = sy = sxx = sxy = 0.0
@@ -599,6 +602,128 @@ def test_a_recorded_run_uploaded_from_the_coach_page_becomes_a_report(
         assert len(reps) == 2
         assert page.locator("[data-role=reps] tr[data-rep]").count() == len(reps)
         assert page.text_content("[data-role=reps-done]") == str(len(reps))
+        assert not console.errors
+    finally:
+        context.close()
+
+
+# A poor-signal band (charts.js POOR_BAND) on the chart's transparent canvas, RGBA.
+POOR_BAND_RGBA = (134, 142, 150, round(0.35 * 255))
+# The overview canvas's pixels down the plot at sensor second t (the x range is the data's),
+# at ten heights: a grid line or a series may cross some of them.
+PIXELS_AT = """([t, first, last]) => {
+  const canvas = document.querySelector("[data-role=overview] canvas");
+  const over = document.querySelector("[data-role=overview] .u-over").getBoundingClientRect();
+  const box = canvas.getBoundingClientRect();
+  const ratio = canvas.width / box.width;
+  const x = over.left - box.left + ((t - first) / (last - first)) * over.width;
+  const context = canvas.getContext("2d");
+  return Array.from({ length: 10 }, (_, i) => {
+    const y = over.top - box.top + over.height * (i + 0.5) / 10;
+    return [...context.getImageData(x * ratio, y * ratio, 1, 1).data];
+  });
+}"""
+
+
+def _mostly(pixels: list[list[int]], rgba: tuple[int, ...]) -> bool:
+    """Whether most of ``pixels`` are ``rgba`` (within rounding)."""
+    close = [p for p in pixels if all(abs(a - b) <= 3 for a, b in zip(p, rgba, strict=True))]
+    return 2 * len(close) > len(pixels)
+
+
+@pytest.mark.mosquitto
+def test_a_failing_signal_is_never_shown_as_fact(
+    live_server: tuple[str, BrokerConfig], chromium: Any
+) -> None:
+    base, broker = live_server
+    messages = cleo_messages()
+    context = _context(chromium, viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        console = Console(page)
+        _login(page, base)
+        page.wait_for_selector("#connection[data-state=live]")
+        card = '[data-athlete="cleo"]'
+        # Live: up to the second before the signal fails, the card is plain.
+        first_periodic = next(
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m, MetricsMessage) and m.cadence_source == "periodicity"
+        )
+        _publish(broker, messages[:first_periodic])
+        before = _of(messages[:first_periodic], MetricsMessage)[-1]
+        page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel)?.textContent === text",
+            arg=[f"{card} [data-role=cadence]", fixed(before.cadence_spm)],
+        )
+        assert page.get_attribute(f"{card} [data-role=online]", "data-signal") == "good"
+        assert page.is_hidden(f"{card} [data-role=signal]")
+        assert page.text_content(f"{card} [data-role=gct]") == fixed(before.gct_ms)
+        assert page.text_content(f"{card} [data-role=activity]") == "running"
+
+        # Then five seconds of walking whose cadence the signal does not support.
+        _publish(broker, messages[first_periodic:])
+        page.wait_for_selector(f"{card} [data-role=online][data-signal=poor]")
+        last = _of(messages, MetricsMessage)[-1]
+        assert not last.trusted and last.gct_ms is None
+        assert page.is_visible(f"{card} [data-role=signal]")
+        assert page.text_content(f"{card} [data-role=signal]") == "poor signal"
+        page.wait_for_function(
+            "([sel, text]) => document.querySelector(sel)?.textContent === text",
+            arg=[f"{card} [data-role=cadence]", f"{fixed(last.cadence_spm)}?"],
+        )
+        assert page.text_content(f"{card} [data-role=cadence-label]") == "cadence · uncertain"
+        assert page.get_attribute(f"{card} [data-role=cadence-box]", "data-trusted") == "false"
+        assert page.text_content(f"{card} [data-role=gct]") == "unavailable"
+        assert page.is_hidden(f"{card} [data-role=gct-box] .unit")
+        assert page.text_content(f"{card} [data-role=activity]") == "walking"
+        page.wait_for_selector(f"{card} [data-role=cue][data-kind=get_ready]")
+        assert page.text_content(f"{card} [data-role=cue-reason]") == CLEO_READY_REASON
+        hole = page.locator(f"{card} tr[data-rep='2']")
+        hole.wait_for()
+        assert "incomplete" in (hole.get_attribute("class") or "")
+        assert hole.locator("td").all_text_contents()[2:] == [
+            "–",
+            "–",
+            "–",
+            "hole in the data: 20 s missing",
+        ]
+        screenshot(page, "coach-poor-signal")
+
+        # A page opened now shows the same from what was stored.
+        page.reload()
+        page.wait_for_selector(f"{card} [data-role=online][data-signal=poor]")
+        assert page.text_content(f"{card} [data-role=gct]") == "unavailable"
+        assert page.text_content(f"{card} [data-role=cadence]") == f"{fixed(last.cadence_spm)}?"
+        assert page.text_content(f"{card} [data-role=cue-reason]") == CLEO_READY_REASON
+
+        # The report: the poor signal shaded, rep 2 flagged instead of summarised.
+        page.goto(f"{base}/sessions/{CLEO_SESSION}")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.text_content("[data-role=poor-signal]") == (
+            "Poor signal (shaded grey, not used in any figure): 0:20–0:40, 0:55–1:00"
+        )
+        assert page.text_content("[data-role=incomplete]") == (
+            "Not summarised, hole in the data: rep 2"
+        )
+        seconds = [m.sensor_time_s for m in _of(messages, MetricsMessage)]
+        first_s, last_s = seconds[0], seconds[-1]
+        # Shaded from 20 s (before rep 2's own band begins at 25 s); clear before rep 1.
+        # (Off the grid's vertical lines, every 2.5 s here.)
+        shaded = page.evaluate(PIXELS_AT, [21.2, first_s, last_s])
+        assert _mostly(shaded, POOR_BAND_RGBA), shaded
+        clear = page.evaluate(PIXELS_AT, [3.7, first_s, last_s])
+        assert not _mostly(clear, POOR_BAND_RGBA), clear
+        cells = page.locator("[data-role=reps] tr[data-rep='2'] td").all_text_contents()
+        assert cells[3:] == ["hole in the data: 20 s missing"]
+        assert page.text_content("[data-role=mean-cadence]") == "176"  # rep 1 alone
+        flag = page.text_content("figure.rep-plot[data-rep='2'] [data-role=flag]")
+        assert flag == "hole in the data: 20 s missing: not summarised"
+        assert page.text_content("figure.rep-plot[data-rep='2'] [data-role=drift]") == ""
+        assert "spm" not in (page.text_content("figure.rep-plot[data-rep='2'] strong") or "")
+        drift = page.text_content("figure.rep-plot[data-rep='1'] [data-role=drift]") or ""
+        assert drift.startswith("drift from")
+        screenshot(page, "session-poor-signal")
         assert not console.errors
     finally:
         context.close()

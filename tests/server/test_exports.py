@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import quote
 
@@ -28,10 +29,16 @@ from tests.server.conftest_app import (
     ANNA_REPS,
     ANNA_SESSION,
     BEN_SESSION,
+    CLEO_LOST_S,
+    CLEO_METRICS_S,
+    CLEO_PERIODIC_S,
+    CLEO_REPS,
+    CLEO_SESSION,
     T0,
     TOKEN,
     auth,
     cadence_spm,
+    cleo_messages,
     gct_ms,
     seed,
     seeded,  # noqa: F401
@@ -55,6 +62,12 @@ METRIC_HEADER = [
     "saturated_samples",
     "gaps",
     "lost_samples",
+    "activity",
+    "cadence_source",
+    "cadence_confidence",
+    "lost_fraction",
+    "clipped_fraction",
+    "trusted",
 ]
 HALF_SECOND = timedelta(seconds=0.5)  # FIT timestamps are whole seconds
 CADENCE_TOLERANCE_SPM = 1 / 128  # half of FIT's 1/64 spm (1/128 stride/min) step
@@ -140,6 +153,14 @@ def test_metrics_csv_is_the_stored_seconds_with_their_rep(
         assert number(row["intensity_g"]) == m.intensity_g
         assert number(row["speed_m_s"]) == m.speed_m_s
         assert {k: int(row[k]) for k in m.quality.model_dump()} == m.quality.model_dump()
+        assert (row["activity"] or None, row["cadence_source"] or None) == (
+            m.activity,
+            m.cadence_source,
+        )
+        assert number(row["cadence_confidence"]) == m.cadence_confidence
+        assert float(row["lost_fraction"]) == m.lost_fraction
+        assert float(row["clipped_fraction"]) == m.clipped_fraction
+        assert row["trusted"] == ("true" if m.trusted else "false")
         holding = [r.rep for r in reps if r.start_s <= m.sensor_time_s <= r.end_s]
         assert row["rep"] == (str(holding[0]) if holding else "")
     # Every rep holds its seconds: the rep column is not blank by accident.
@@ -234,13 +255,16 @@ def test_fit_export_of_a_simulated_session(
     assert len(records) == len(metrics)
     for record, m in zip(records, metrics, strict=True):
         assert abs(record["timestamp"] - wall(m.sensor_time_s)) <= HALF_SECOND
-        if m.cadence_spm is None:
+        if m.cadence_spm is None or not m.trusted:
             assert "cadence" not in record
         else:
             assert abs(strides_to_spm(record) - m.cadence_spm) <= CADENCE_TOLERANCE_SPM
-        assert m.gct_ms is not None
-        assert abs(record["stance_time"] - m.gct_ms) <= STANCE_TOLERANCE_MS
-    assert sum("cadence" in r for r in records) >= len(records) - 2
+        if not m.trusted or m.gct_ms is None:
+            assert "stance_time" not in record
+        else:
+            assert abs(record["stance_time"] - m.gct_ms) <= STANCE_TOLERANCE_MS
+    assert sum("cadence" in r for r in records) == sum(m.trusted for m in metrics)
+    assert sum(m.trusted for m in metrics) >= len(metrics) // 2
 
     (session,) = fit["session_mesgs"]
     assert session["num_laps"] == 2
@@ -249,6 +273,68 @@ def test_fit_export_of_a_simulated_session(
     assert session["sport"] == "running"
     assert len(fit["activity_mesgs"]) == 1
     assert fit["file_id_mesgs"][0]["type"] == "activity"
+
+
+@pytest.fixture
+def poor_signal(tmp_path: Path) -> Iterator[httpx.Client]:
+    """A client of the app serving a database holding Cleo's session, whose signal fails."""
+    config = settings(tmp_path)
+    seed(config.database, cleo_messages())
+    with (
+        serving(create_app(config)) as address,
+        httpx.Client(base_url=f"http://{address}", headers=auth()) as client,
+    ):
+        yield client
+
+
+def test_untrusted_seconds_keep_their_cadence_in_the_csv_and_say_so(
+    poor_signal: httpx.Client,
+) -> None:
+    rows = parse_csv(poor_signal.get(f"/api/sessions/{CLEO_SESSION}/export.csv"))
+    assert [float(r["sensor_time_s"]) for r in rows] == list(CLEO_METRICS_S)
+    untrusted = CLEO_LOST_S | CLEO_PERIODIC_S
+    assert [r["trusted"] for r in rows] == [
+        "false" if t in untrusted else "true" for t in CLEO_METRICS_S
+    ]
+    assert all(r["cadence_spm"] != "" for r in rows)  # the value stays, flagged
+    lost = [r for r in rows if float(r["sensor_time_s"]) in CLEO_LOST_S]
+    assert {(r["lost_fraction"], r["activity"], r["cadence_source"]) for r in lost} == {
+        ("0.5", "running", "contacts")
+    }
+    periodic = [r for r in rows if float(r["sensor_time_s"]) in CLEO_PERIODIC_S]
+    assert {
+        (r["gct_ms"], r["activity"], r["cadence_source"], r["cadence_confidence"]) for r in periodic
+    } == {("", "walking", "periodicity", "0.3")}
+    assert rows[0]["cadence_confidence"] == "0.9" and rows[0]["clipped_fraction"] == "0.0"
+
+
+def test_the_reps_csv_says_which_rep_has_a_hole(poor_signal: httpx.Client) -> None:
+    response = poor_signal.get(f"/api/sessions/{CLEO_SESSION}/export.csv", params={"table": "reps"})
+    rows = parse_csv(response)
+    assert [(r["rep"], r["missing_s"], r["complete"]) for r in rows] == [
+        ("1", "0.0", "true"),
+        ("2", "20.0", "false"),
+    ]
+    assert [number(r["mean_cadence_spm"]) for r in rows] == [
+        rep.mean_cadence_spm for rep in CLEO_REPS
+    ]
+
+
+def test_the_fit_file_writes_no_untrusted_cadence_and_no_missing_stance(
+    poor_signal: httpx.Client,
+) -> None:
+    fit = decode_fit(poor_signal.get(f"/api/sessions/{CLEO_SESSION}/export.fit"))
+    records = fit["record_mesgs"]
+    assert len(records) == len(CLEO_METRICS_S)
+    untrusted = CLEO_LOST_S | CLEO_PERIODIC_S
+    assert ["cadence" in r for r in records] == [t not in untrusted for t in CLEO_METRICS_S]
+    assert ["stance_time" in r for r in records] == [t not in untrusted for t in CLEO_METRICS_S]
+    for record, t_s in zip(records, CLEO_METRICS_S, strict=True):
+        if t_s not in untrusted:
+            assert abs(strides_to_spm(record) - cadence_spm(t_s)) <= CADENCE_TOLERANCE_SPM
+    laps = fit["lap_mesgs"]
+    assert strides_to_spm(laps[0], "avg_") == 176.0
+    assert not {"avg_cadence", "avg_running_cadence", "avg_stance_time"} & laps[1].keys()
 
 
 def test_fit_export_of_the_known_team(served: httpx.Client) -> None:

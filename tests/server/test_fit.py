@@ -47,6 +47,12 @@ def metric(t_s: float, wall: datetime, **values: Any) -> MetricRow:
         "step_count": int(3 * t_s),
         "intensity_g": 2.0,
         "speed_m_s": None,
+        "activity": "running",
+        "cadence_source": "contacts",
+        "cadence_confidence": 0.9,
+        "lost_fraction": 0.0,
+        "clipped_fraction": 0.0,
+        "trusted": True,
     }
     return MetricRow(
         sensor_time_s=t_s, wall_time=wall, quality=QUALITY, seconds=1, **(fields | values)
@@ -62,6 +68,8 @@ def rep(number: int, start_s: float, end_s: float, wall: datetime, **values: Any
         "time_to_stride_cadence_s": None,
         "fatigue_flag": False,
         "fatigue_reason": None,
+        "missing_s": 0.0,
+        "complete": True,
     }
     return RepRow(
         id=f"rep-{number}",
@@ -110,6 +118,43 @@ def test_records_hold_each_second_to_fit_resolution() -> None:
         assert record["speed"] == pytest.approx(row.speed_m_s, abs=0.0005)
     # NaN, and values past the fields' ranges (6553.4 ms, 65.534 m/s), are left out.
     assert not {"cadence", "stance_time", "speed"} & records[3].keys()
+
+
+def test_an_untrusted_second_has_no_cadence_and_no_stance_time() -> None:
+    rows = [
+        metric(1.0, at(1), cadence_spm=180.0, gct_ms=220.0),
+        # Cadence from the periodicity: no contact time, the cadence itself trusted.
+        metric(2.0, at(2), cadence_spm=182.0, gct_ms=None, cadence_source="periodicity"),
+        # The periodicity does not support it: kept in the store, not written as fact.
+        metric(3.0, at(3), cadence_spm=120.0, gct_ms=300.0, cadence_confidence=0.2, trusted=False),
+        metric(4.0, at(4), cadence_spm=184.0, gct_ms=210.0, lost_fraction=0.5, trusted=False),
+        metric(5.0, at(5), cadence_spm=186.0, gct_ms=230.0),
+    ]
+    messages = decode(encode_activity("s", rows, []))
+    records = messages["record_mesgs"]
+    assert [r["timestamp"] for r in records] == [at(t) for t in range(1, 6)]
+    assert ["cadence" in r for r in records] == [True, True, False, False, True]
+    assert ["stance_time" in r for r in records] == [True, False, False, False, True]
+    assert 2 * (records[1]["cadence"] + records[1]["fractional_cadence"]) == 182.0
+    # The session's averages and maximum are of the trusted seconds only.
+    (session,) = messages["session_mesgs"]
+    mean_spm = 2 * (session["avg_running_cadence"] + session["avg_fractional_cadence"])
+    assert abs(mean_spm - (180.0 + 182.0 + 186.0) / 3) <= CADENCE_TOLERANCE_SPM
+    assert 2 * (session["max_running_cadence"] + session["max_fractional_cadence"]) == 186.0
+    assert session["avg_stance_time"] == 225.0
+
+
+def test_a_rep_with_a_hole_is_a_lap_without_averages() -> None:
+    rows = [metric(float(t), at(t)) for t in range(1, 61)]
+    # Whatever means a publisher sent for it, an incomplete rep is not summarised.
+    reps = [
+        rep(1, 5.0, 25.0, at(25)),
+        rep(2, 30.0, 60.0, at(60), mean_cadence_spm=150.0, missing_s=20.0, complete=False),
+    ]
+    laps = decode(encode_activity("s", rows, reps))["lap_mesgs"]
+    assert [lap["total_elapsed_time"] for lap in laps] == [20.0, 30.0]
+    assert 2 * (laps[0]["avg_running_cadence"] + laps[0]["avg_fractional_cadence"]) == 190.0
+    assert not {"avg_cadence", "avg_running_cadence", "avg_stance_time"} & laps[1].keys()
 
 
 def test_one_lap_per_rep_with_its_times_and_means() -> None:

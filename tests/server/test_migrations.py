@@ -107,10 +107,10 @@ def _naive(value: object) -> object:
     return value.replace(tzinfo=None) if isinstance(value, datetime) else value
 
 
-def test_there_are_two_revisions_in_a_line() -> None:
+def test_there_are_three_revisions_in_a_line() -> None:
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [r.revision for r in script.walk_revisions()] == ["0002", "0001"]
-    assert script.get_heads() == ["0002"]
+    assert [r.revision for r in script.walk_revisions()] == ["0003", "0002", "0001"]
+    assert script.get_heads() == ["0003"]
 
 
 def test_an_upgrade_keeps_the_data_of_revision_1(store_url: str) -> None:
@@ -122,7 +122,7 @@ def test_an_upgrade_keeps_the_data_of_revision_1(store_url: str) -> None:
     engine.dispose()
 
     with Store.open(store_url) as store:  # upgrades to the newest revision
-        assert current_revision(store.engine) == "0002"
+        assert current_revision(store.engine) == "0003"
         (athlete,) = store.athletes()
         assert (athlete.id, athlete.online, athlete.first_seen_at) == ("anna", True, WALL)
         assert athlete.current_session_id == "s1"
@@ -155,8 +155,16 @@ def test_an_upgrade_keeps_the_data_of_revision_1(store_url: str) -> None:
             (3.0, 183.0, 217.0, 9),
         ]
         assert all(m.quality is None for m in old_metrics)  # not known before 0002
+        # Before 0003 no publisher measured trust: what the contract reads into their messages.
+        assert [(m.trusted, m.lost_fraction, m.clipped_fraction) for m in old_metrics] == [
+            (True, 0.0, 0.0)
+        ] * 3
+        assert {(m.activity, m.cadence_source, m.cadence_confidence) for m in old_metrics} == {
+            (None, None, None)
+        }
+        assert (rep.missing_s, rep.complete) == (0.0, True)
 
-        # New rows carry what revision 0002 added, beside the old ones.
+        # New rows carry what revisions 0002 and 0003 added, beside the old ones.
         quality = Quality(samples=800, saturated_samples=2, gaps=1, lost_samples=5)
         new = MetricsMessage(
             athlete_id="anna",
@@ -169,10 +177,45 @@ def test_an_upgrade_keeps_the_data_of_revision_1(store_url: str) -> None:
             intensity_g=None,
             speed_m_s=None,
             quality=quality,
+            activity="running",
+            cadence_source="periodicity",
+            cadence_confidence=0.3,
+            lost_fraction=0.25,
+            clipped_fraction=0.125,
+            trusted=False,
         )
         assert store.ingest(new) is True
-        assert store.metrics("s1")[-1].quality == quality
-        assert store.metrics("s1", every_s=10.0)[0].quality == quality
+        newest = store.metrics("s1")[-1]
+        assert newest.quality == quality
+        assert (newest.activity, newest.cadence_source, newest.trusted) == (
+            "running",
+            "periodicity",
+            False,
+        )
+        assert (newest.cadence_confidence, newest.lost_fraction) == (0.3, 0.25)
+        (bucket,) = store.metrics("s1", every_s=10.0)
+        assert bucket.quality == quality
+        assert bucket.trusted is False  # one untrusted second in it
+
+
+def test_an_upgrade_from_revision_2_reads_old_seconds_as_older_publishers_meant(
+    store_url: str,
+) -> None:
+    """A second stored without a cadence was never trusted; one with a cadence was."""
+    engine = create_engine(store_url)
+    migrate(engine, "0002")
+    write_old_rows(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE metrics SET cadence_spm = NULL WHERE sensor_time_s = 2.0")
+        )
+    engine.dispose()
+    with Store.open(store_url) as store:
+        assert [(m.sensor_time_s, m.trusted) for m in store.metrics("s1")] == [
+            (1.0, True),
+            (2.0, False),
+            (3.0, True),
+        ]
 
 
 def test_the_newest_revision_is_exactly_the_schema(store_url: str) -> None:
@@ -180,12 +223,20 @@ def test_the_newest_revision_is_exactly_the_schema(store_url: str) -> None:
     migrate(engine, "0001")
     with engine.connect() as connection:
         missing = compare_metadata(MigrationContext.configure(connection), metadata)
-    # The comparison sees what 0002 adds (so an empty one below means something).
+    # The comparison sees what 0002 and 0003 add (so an empty one below means something).
     assert sorted(d[3].name for d in missing) == [
+        "activity",
+        "cadence_confidence",
+        "cadence_source",
+        "clipped_fraction",
+        "complete",
         "gaps",
+        "lost_fraction",
         "lost_samples",
+        "missing_s",
         "samples",
         "saturated_samples",
+        "trusted",
     ]
     migrate(engine)
     with engine.connect() as connection:
@@ -198,6 +249,11 @@ def test_a_downgrade_and_upgrade_round_trip(store_url: str) -> None:
     migrate(engine, "0001")
     write_old_rows(engine)
     migrate(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+    assert current_revision(engine) == "0002"
+    assert "trusted" not in {c["name"] for c in sa.inspect(engine).get_columns("metrics")}
+    assert "complete" not in {c["name"] for c in sa.inspect(engine).get_columns("reps")}
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), "0001")
     assert current_revision(engine) == "0001"
@@ -229,6 +285,6 @@ def test_servers_starting_together_migrate_once(store_url: str) -> None:
         thread.join(timeout=60)
     assert errors == []
     assert len(stores) == 3
-    assert current_revision(stores[0].engine) == "0002"
+    assert current_revision(stores[0].engine) == "0003"
     for store in stores:
         store.close()

@@ -29,6 +29,7 @@ from bus.messages import (
 )
 from server.store import MetricRow, Store, StoreError
 from tests.server.conftest import ADMIN_DSN
+from tests.server.conftest_app import CLEO_LOST_S, CLEO_PERIODIC_S, CLEO_SESSION, cleo_messages
 
 Simulate = Callable[..., list[Message]]
 T0 = datetime(2025, 5, 1, 7, 30, tzinfo=UTC)
@@ -394,3 +395,35 @@ def test_a_database_gone_away_raises_a_store_error(postgres_url: str) -> None:
     with pytest.raises(StoreError, match="the database failed"):
         store.sessions()
     store.close()
+
+
+def test_signal_trust_round_trips(store: Store) -> None:
+    messages = cleo_messages()
+    assert all(store.ingest_many(messages))
+    sent = {m.sensor_time_s: m for m in messages if isinstance(m, MetricsMessage)}
+    stored = store.metrics(CLEO_SESSION)
+    assert len(stored) == len(sent)
+    for row in stored:
+        m = sent[row.sensor_time_s]
+        assert (row.activity, row.cadence_source, row.cadence_confidence) == (
+            m.activity,
+            m.cadence_source,
+            m.cadence_confidence,
+        )
+        assert (row.lost_fraction, row.clipped_fraction, row.trusted) == (
+            m.lost_fraction,
+            m.clipped_fraction,
+            m.trusted,
+        )
+        assert row.cadence_spm == m.cadence_spm  # an untrusted cadence is kept, flagged
+    untrusted = {row.sensor_time_s for row in stored if not row.trusted}
+    assert untrusted == CLEO_LOST_S | CLEO_PERIODIC_S
+    assert [(r.rep, r.missing_s, r.complete) for r in store.reps(CLEO_SESSION)] == [
+        (1, 0.0, True),
+        (2, 20.0, False),
+    ]
+    # A bucket is trusted only when all its seconds are; it keeps the mean lost fraction.
+    buckets = store.metrics(CLEO_SESSION, every_s=10.0)
+    assert [b.trusted for b in buckets] == [True, True, False, False, False, False, False]
+    assert [b.lost_fraction for b in buckets][1:5] == [0.0, 0.45, 0.5, 0.05]
+    assert buckets[-1].activity == "walking"

@@ -139,6 +139,12 @@ def metric_rows(metrics: Sequence[Metrics]) -> list[dict[str, Any]]:
             "intensity_g": m.intensity_g,
             "speed_m_s": m.speed_m_s,
             "quality": dataclasses.asdict(m.quality),
+            "activity": None if m.activity is None else m.activity.value,
+            "cadence_source": None if m.cadence_source is None else m.cadence_source.value,
+            "cadence_confidence": m.cadence_confidence,
+            "lost_fraction": m.lost_fraction,
+            "clipped_fraction": m.clipped_fraction,
+            "trusted": m.trusted,
             "seconds": 1,
         }
         for m in metrics
@@ -219,6 +225,7 @@ def test_an_uploaded_log_becomes_the_session_replay_makes(
     assert [{k: v for k, v in r.items() if k != "id"} for r in reps] == [
         {"seq": seq, "sensor_time_s": rep.end_s, "wall_time": wall(rep.end_s)}
         | dataclasses.asdict(rep)
+        | {"complete": rep.complete}
         for seq, rep in enumerate(expected.of(RepSummary), start=1)
     ]
     metrics = client.get(f"/api/sessions/{session_id}/metrics").json()

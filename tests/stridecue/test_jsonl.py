@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dsp.events import Cue, CueKind, Event, Gap, Metrics, RepSummary, SignalQuality, StepEvent
+from dsp.events import (
+    Activity,
+    CadenceSource,
+    Cue,
+    CueKind,
+    Event,
+    Gap,
+    Metrics,
+    RepSummary,
+    SignalQuality,
+    StepEvent,
+)
 from stridecue.jsonl import event_dict, event_line
 
 QUALITY = SignalQuality(samples=12000, saturated_samples=3, gaps=1, lost_samples=40)
@@ -19,12 +30,30 @@ EVENTS: list[tuple[str, Event]] = [
     ("step", StepEvent(12.345, 12.535, 190.0, "left", 0.875, 12.61, impact_g=6.25)),
     ("step", StepEvent(12.345, 12.535, 190.0, None, 0.5, 12.61)),
     ("metrics", Metrics(13.0, 181.5, 192.25, 42, 2.5, None, QUALITY)),
+    (
+        "metrics",
+        Metrics(
+            14.0,
+            172.5,
+            None,
+            45,
+            2.5,
+            None,
+            QUALITY,
+            activity=Activity.RUNNING,
+            cadence_source=CadenceSource.PERIODICITY,
+            cadence_confidence=0.375,
+            lost_fraction=0.25,
+            clipped_fraction=0.125,
+        ),
+    ),
     ("gap", Gap(20.125, 20.5, 75)),
     ("cue", Cue(125.0, CueKind.GO, "Go! Rep 1 of 8", rep=1, reps=8)),
     ("cue", Cue(130.23, CueKind.REP_START, "rep 1 of 8", rep=1, reps=8, at_s=126.505)),
     ("cue", Cue(400.0, CueKind.SET_DONE, "Main set done", 4, 8, reason="contact time +9.0 %")),
     ("rep", RepSummary(1, 126.505, 151.5, 24.995, 190.25, 186.5, -2.5, 0.875, 1.25, False, None)),
     ("rep", RepSummary(4, 400.0, 425.0, 25.0, 180.0, None, None, 1.5, None, True, "cadence -5 %")),
+    ("rep", RepSummary(5, 500.0, 530.0, 30.0, None, None, None, None, 2.0, False, None, 20.5)),
 ]
 
 
@@ -39,13 +68,28 @@ def strict_loads(line: str) -> dict[str, Any]:
     return value
 
 
+# The verdicts each type's line carries after its fields.
+DERIVED = {"metrics": ["trusted"], "rep": ["complete"]}
+
+
 def rebuild(doc: dict[str, Any]) -> Event:
     """The event back from its JSON object: proves every field is there under its own name."""
     kind = doc.pop("type")
+    for name in DERIVED.get(kind, []):
+        del doc[name]
     if kind == "step":
         return StepEvent(**doc)
     if kind == "metrics":
-        return Metrics(**{**doc, "quality": SignalQuality(**doc["quality"])})
+        return Metrics(
+            **{
+                **doc,
+                "quality": SignalQuality(**doc["quality"]),
+                "activity": None if doc["activity"] is None else Activity(doc["activity"]),
+                "cadence_source": (
+                    None if doc["cadence_source"] is None else CadenceSource(doc["cadence_source"])
+                ),
+            }
+        )
     if kind == "gap":
         return Gap(**doc)
     if kind == "cue":
@@ -60,8 +104,23 @@ def test_every_event_type_round_trips(kind: str, event: Event) -> None:
     assert "\n" not in line
     doc = strict_loads(line)
     assert doc["type"] == kind
-    assert list(doc)[1:] == [f.name for f in fields(event)]
+    assert list(doc)[1:] == [f.name for f in fields(event)] + DERIVED.get(kind, [])
+    for name in DERIVED.get(kind, []):
+        assert doc[name] is getattr(event, name)
     assert rebuild(doc) == event
+
+
+def test_the_lines_say_what_can_be_trusted() -> None:
+    """A reader of the lines never recomputes the engine's verdicts."""
+    trusted, untrusted = (strict_loads(event_line(e)) for _, e in EVENTS[2:4])
+    assert (trusted["trusted"], untrusted["trusted"]) == (True, False)
+    assert untrusted["activity"] == "running"
+    assert untrusted["cadence_source"] == "periodicity"
+    assert untrusted["gct_ms"] is None
+    assert (untrusted["lost_fraction"], untrusted["clipped_fraction"]) == (0.25, 0.125)
+    complete, incomplete = (strict_loads(event_line(e)) for _, e in EVENTS[-2:])
+    assert (complete["complete"], incomplete["complete"]) == (True, False)
+    assert (complete["missing_s"], incomplete["missing_s"]) == (0.0, 20.5)
 
 
 def test_enum_values_are_plain_strings() -> None:

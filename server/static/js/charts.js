@@ -1,8 +1,10 @@
 // Cadence and contact-time charts with uPlot (vendored, /static/vendor/uplot): a scrolling live
 // chart per athlete, a whole-session overview with the reps shaded, and one plot per rep with
 // the rep's linear trends (the drift). Cadence on the left axis, contact time on the right.
+// Only trusted seconds are drawn; the spans of poor signal between them are shaded grey.
 
 import { elapsed, number } from "./format.js";
+import { trustedValue, untrustedSpans } from "./signal.js";
 
 const uPlot = window.uPlot;
 export const CADENCE = "#1c64d6";
@@ -12,6 +14,7 @@ const AXIS = "#4a4f55";
 const REP_BAND = "rgba(28, 100, 214, 0.09)";
 const FLAGGED_BAND = "rgba(224, 49, 49, 0.16)";
 const RAMP_BAND = "rgba(73, 80, 87, 0.10)";
+export const POOR_BAND = "rgba(134, 142, 150, 0.35)";
 
 /** Bands of the reps' time spans, red when the fatigue rule flagged the rep. */
 function repBands(reps) {
@@ -19,6 +22,15 @@ function repBands(reps) {
     start_s: r.start_s,
     end_s: r.end_s,
     color: r.fatigue_flag ? FLAGGED_BAND : REP_BAND,
+  }));
+}
+
+/** Bands of the spans of poor signal (untrusted seconds), `offset_s` earlier. */
+function poorBands(rows, offset_s = 0) {
+  return untrustedSpans(rows).map((span) => ({
+    start_s: span.start_s - offset_s,
+    end_s: span.end_s - offset_s,
+    color: POOR_BAND,
   }));
 }
 
@@ -111,6 +123,7 @@ export class LiveChart {
     this.t = [];
     this.cadence = [];
     this.gct = [];
+    this.rows = []; // {sensor_time_s, trusted}: the poor-signal spans
     this.bands = [];
     const xRange = (u, min, max) => {
       if (min == null || max == null) return [0, window_s];
@@ -118,7 +131,7 @@ export class LiveChart {
     };
     const opts = options({
       width: widthOf(element), height, legend: false, xValue: elapsed, xRange,
-      series: [cadenceSeries(), gctSeries()], bands: () => this.bands,
+      series: [cadenceSeries(), gctSeries()], bands: () => [...this.bands, ...poorBands(this.rows)],
     });
     this.plot = new uPlot(opts, [this.t, this.cadence, this.gct], element);
     fit(element, this.plot, height);
@@ -126,7 +139,7 @@ export class LiveChart {
 
   /** Replace the data with rows of the API ({sensor_time_s, cadence_spm, gct_ms}). */
   set(rows) {
-    this.t.length = this.cadence.length = this.gct.length = 0;
+    this.t.length = this.cadence.length = this.gct.length = this.rows.length = 0;
     for (const row of rows) this.add(row);
     this.redraw();
   }
@@ -145,8 +158,9 @@ export class LiveChart {
     const t = row.sensor_time_s;
     if (this.t.length && t <= this.t[this.t.length - 1]) return false;
     this.t.push(t);
-    this.cadence.push(row.cadence_spm);
-    this.gct.push(row.gct_ms);
+    this.cadence.push(trustedValue(row, "cadence_spm"));
+    this.gct.push(trustedValue(row, "gct_ms"));
+    this.rows.push({ sensor_time_s: t, trusted: row.trusted });
     return true;
   }
 
@@ -154,17 +168,21 @@ export class LiveChart {
     const oldest = this.t.length ? this.t[this.t.length - 1] - this.window_s * 1.2 : 0;
     let drop = 0;
     while (drop < this.t.length && this.t[drop] < oldest) drop++;
-    if (drop) for (const array of [this.t, this.cadence, this.gct]) array.splice(0, drop);
+    if (drop) for (const array of [this.t, this.cadence, this.gct, this.rows]) array.splice(0, drop);
     this.plot.setData([this.t, this.cadence, this.gct]);
   }
 }
 
-/** A whole session: cadence and contact time over time, the reps shaded. */
+/** A whole session: cadence and contact time over time, the reps and the poor signal shaded. */
 export function overviewChart(element, rows, reps, height = 220) {
-  const data = [rows.map((r) => r.sensor_time_s), rows.map((r) => r.cadence_spm), rows.map((r) => r.gct_ms)];
+  const data = [
+    rows.map((r) => r.sensor_time_s),
+    rows.map((r) => trustedValue(r, "cadence_spm")),
+    rows.map((r) => trustedValue(r, "gct_ms")),
+  ];
   const opts = options({
     width: widthOf(element), height, legend: true, xValue: elapsed,
-    series: [cadenceSeries(), gctSeries()], bands: () => repBands(reps),
+    series: [cadenceSeries(), gctSeries()], bands: () => [...repBands(reps), ...poorBands(rows)],
   });
   const plot = new uPlot(opts, data, element);
   fit(element, plot, height);
@@ -172,18 +190,19 @@ export function overviewChart(element, rows, reps, height = 220) {
 }
 
 /**
- * One rep: x = seconds into the rep, cadence and contact time, and each one's linear trend
- * (dashed) over the rep's plateau, from `plateau_s` into the rep (the ramp before it is shaded:
- * a trend through the acceleration would measure the start, not the drift). Returns the drift
- * over the plateau by the trends: {cadence_spm, gct_ms} (null when unknown).
+ * One rep: x = seconds into the rep, cadence and contact time of its trusted seconds, and each
+ * one's linear trend (dashed) over the rep's plateau, from `plateau_s` into the rep (the ramp
+ * before it is shaded: a trend through the acceleration would measure the start, not the
+ * drift). A rep with a hole (`rep.complete` false) gets no trend. Returns the drift over the
+ * plateau by the trends: {cadence_spm, gct_ms} (null when unknown).
  */
 export function repChart(element, rep, rows, plateau_s, height = 190) {
   const x = rows.map((r) => r.sensor_time_s - rep.start_s);
-  const cadence = rows.map((r) => r.cadence_spm);
-  const gct = rows.map((r) => r.gct_ms);
+  const cadence = rows.map((r) => trustedValue(r, "cadence_spm"));
+  const gct = rows.map((r) => trustedValue(r, "gct_ms"));
   const onPlateau = (values) => values.map((v, i) => (x[i] >= plateau_s ? v : null));
-  const cadenceFit = linearFit(x, onPlateau(cadence));
-  const gctFit = linearFit(x, onPlateau(gct));
+  const cadenceFit = rep.complete ? linearFit(x, onPlateau(cadence)) : null;
+  const gctFit = rep.complete ? linearFit(x, onPlateau(gct)) : null;
   const line = (f) => x.map((v) => (f && v >= plateau_s ? f.intercept + f.slope * v : null));
   const span = rep.end_s - rep.start_s;
   const opts = options({
@@ -195,7 +214,7 @@ export function repChart(element, rep, rows, plateau_s, height = 190) {
       gctSeries({ label: "Contact trend", width: 1.5, dash: [6, 4], points: { show: false } }),
     ],
     xRange: () => [0, span],
-    bands: () => [{ start_s: 0, end_s: plateau_s, color: RAMP_BAND }],
+    bands: () => [{ start_s: 0, end_s: plateau_s, color: RAMP_BAND }, ...poorBands(rows, rep.start_s)],
   });
   const plot = new uPlot(opts, [x, cadence, gct, line(cadenceFit), line(gctFit)], element);
   fit(element, plot, height);

@@ -1,11 +1,15 @@
 // The coach view: one card per athlete, live. Initial state from the API, then the team's live
-// stream (/api/live); the cards show the latest cue large, cadence and contact time, the session
-// state with the recovery countdown ticking locally, a scrolling chart and the rep table.
+// stream (/api/live); the cards show the latest cue large (with its reason), cadence and contact
+// time, the athlete's activity, the session state with the recovery countdown ticking locally,
+// a scrolling chart and the rep table. A number the publisher does not trust is never shown as
+// fact: the card says "poor signal", greys the cadence with a "?", and says "unavailable" for a
+// contact time the signal cannot give.
 
 import { Live, connectionPill, getJSON, logoutButton } from "./api.js";
 import { LiveChart } from "./charts.js";
 import { clearCue, latestCue, showCue } from "./cues.js";
 import { DASH, ago, number, signed, stateText, when } from "./format.js";
+import { SignalWindow, activityText, holeText } from "./signal.js";
 import { SessionState, recoveryElapsed } from "./state.js";
 import { uploadForm } from "./upload.js";
 
@@ -41,6 +45,8 @@ class Card {
     this.newest_ms = -Infinity; // wall time of the newest message of the session
     this.reps = [];
     this.cueAge = null; // () => text under the cue
+    this.online = false;
+    this.signal = new SignalWindow();
   }
 
   role(name) {
@@ -58,9 +64,11 @@ class Card {
     this.chart.set([]);
     this.chart.setReps([]);
     clearCue(this.role("cue"));
+    setText(this.role("cue-reason"), "");
     this.cueAge = null;
-    setText(this.role("cadence"), DASH);
-    setText(this.role("gct"), DASH);
+    this.signal.clear();
+    this.showSignal();
+    this.numbers({ cadence_spm: null, gct_ms: null, trusted: true, activity: null });
     this.role("report").href = `/sessions/${encodeURIComponent(id)}`;
     return true;
   }
@@ -89,33 +97,67 @@ class Card {
     this.role("reps").tBodies[0].replaceChildren();
     for (const rep of reps) this.rep(rep);
     this.chart.set(metrics);
+    for (const row of metrics) this.signal.push(row); // it keeps the latest seconds
+    this.showSignal();
     const last = metrics[metrics.length - 1];
     if (last) this.numbers(last);
     const cue = latestCue(cues);
-    if (cue && showCue(this.role("cue"), cue)) this.cueAge = () => when(cue.wall_time);
+    if (cue && this.showCue(cue)) this.cueAge = () => when(cue.wall_time);
     this.tick();
   }
 
   status(status) {
-    const dot = this.role("online");
-    dot.dataset.online = String(Boolean(status.online));
-    dot.title = status.online ? "online" : "offline";
+    this.online = Boolean(status.online);
+    this.role("online").dataset.online = String(this.online);
+    this.showSignal();
     const device = [status.device, status.placement].filter(Boolean).join(" · ");
     setText(this.role("device"), device);
   }
 
+  /** The dot: grey offline, green online, "poor signal" when the latest seconds are untrusted. */
+  showSignal() {
+    const poor = this.online && this.signal.poor();
+    const dot = this.role("online");
+    dot.dataset.signal = poor ? "poor" : "good";
+    dot.title = poor ? "poor signal" : this.online ? "online" : "offline";
+    this.role("signal").hidden = !poor;
+  }
+
   numbers(metrics) {
-    setText(this.role("cadence"), number(metrics.cadence_spm));
-    setText(this.role("gct"), number(metrics.gct_ms));
+    const untrusted = !metrics.trusted;
+    const uncertain = untrusted && metrics.cadence_spm != null;
+    setText(this.role("cadence"), number(metrics.cadence_spm) + (uncertain ? "?" : ""));
+    setText(this.role("cadence-label"), uncertain ? "cadence · uncertain" : "cadence");
+    this.role("cadence-box").dataset.trusted = String(!uncertain);
+    // The engine gives no contact time when it counts the cadence from the signal's
+    // periodicity (the contacts disagreed): unavailable, not unknown and never zero.
+    const unavailable = metrics.gct_ms == null && metrics.cadence_source === "periodicity";
+    const gctUncertain = untrusted && metrics.gct_ms != null;
+    const gct = unavailable ? "unavailable" : number(metrics.gct_ms) + (gctUncertain ? "?" : "");
+    setText(this.role("gct"), gct);
+    this.role("gct-box").dataset.available = String(!unavailable);
+    this.role("gct-box").dataset.trusted = String(!gctUncertain);
+    const activity = this.role("activity");
+    setText(activity, activityText(metrics.activity));
+    activity.dataset.activity = metrics.activity ?? "";
   }
 
   metrics(message) {
+    this.signal.push(message);
+    this.showSignal();
     this.numbers(message);
     this.chart.push(message);
   }
 
+  /** Show a cue and its reason (a readiness or fatigue advice); false when already shown. */
+  showCue(cue) {
+    if (!showCue(this.role("cue"), cue)) return false;
+    setText(this.role("cue-reason"), cue.reason ?? "");
+    return true;
+  }
+
   cue(message) {
-    if (showCue(this.role("cue"), message)) {
+    if (this.showCue(message)) {
       const received = performance.now();
       this.cueAge = () => ago(performance.now() - received);
       this.tick();
@@ -133,17 +175,18 @@ class Card {
       this.reps.push(rep);
     }
     row.classList.toggle("flagged", Boolean(rep.fatigue_flag));
-    row.replaceChildren(
-      ...cells([
-        String(rep.rep),
-        `${number(rep.duration_s, 1)} s`,
-        number(rep.mean_cadence_spm),
-        number(rep.mean_gct_ms),
-        rep.gct_drift_ms == null ? DASH : `${signed(rep.gct_drift_ms)} ms`,
-        rep.fatigue_flag ? rep.fatigue_reason || "flagged" : "",
-      ]),
-    );
-    row.title = rep.fatigue_reason ?? "";
+    row.classList.toggle("incomplete", !rep.complete);
+    // A rep with a hole is flagged, not summarised: no mean or drift, whatever was sent.
+    const summary = rep.complete
+      ? [
+          number(rep.mean_cadence_spm),
+          number(rep.mean_gct_ms),
+          rep.gct_drift_ms == null ? DASH : `${signed(rep.gct_drift_ms)} ms`,
+          rep.fatigue_flag ? rep.fatigue_reason || "flagged" : "",
+        ]
+      : [DASH, DASH, DASH, holeText(rep)];
+    row.replaceChildren(...cells([String(rep.rep), `${number(rep.duration_s, 1)} s`, ...summary]));
+    row.title = rep.complete ? (rep.fatigue_reason ?? "") : holeText(rep);
     this.chart.setReps(this.reps);
   }
 

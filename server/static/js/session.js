@@ -1,10 +1,13 @@
-// A stored session's report: the summary, the whole session with its reps shaded, the rep table,
-// one plot per rep (x = seconds into the rep) with the linear trends of cadence and contact time
-// (the drift, labelled), the cue log, and the CSV and FIT exports.
+// A stored session's report: the summary, the whole session with its reps and its spans of poor
+// signal shaded, the rep table, one plot per rep (x = seconds into the rep) with the linear
+// trends of cadence and contact time (the drift, labelled), the cue log, and the CSV and FIT
+// exports. Per-rep figures come from trusted seconds only; a rep with a hole in its data is
+// flagged, never summarised.
 
 import { getJSON } from "./api.js";
 import { overviewChart, repChart } from "./charts.js";
 import { DASH, elapsed, number, signed, when } from "./format.js";
+import { holeText, untrustedSpans } from "./signal.js";
 
 const sessionId = decodeURIComponent(location.pathname.split("/")[2] ?? "");
 const base = `/api/sessions/${encodeURIComponent(sessionId)}`;
@@ -23,6 +26,14 @@ function summary({ session, summary: sums }, metrics) {
   }
   parts.push(`state ${session.state ?? DASH}`);
   role("subtitle").textContent = parts.join(" · ");
+  const spans = untrustedSpans(metrics);
+  role("poor-signal").textContent = spans.length
+    ? `Poor signal (shaded grey, not used in any figure): ${spans.map(spanText).join(", ")}`
+    : "";
+  const holes = sums.incomplete_reps;
+  role("incomplete").textContent = holes.length
+    ? `Not summarised, hole in the data: rep ${holes.join(", ")}`
+    : "";
   role("reps-done").textContent = sums.reps_planned
     ? `${sums.reps_done} / ${sums.reps_planned}`
     : String(sums.reps_done);
@@ -35,15 +46,24 @@ function summary({ session, summary: sums }, metrics) {
   role("flagged").parentElement.classList.toggle("alert", flagged.length > 0);
 }
 
+function spanText({ start_s, end_s }) {
+  return `${elapsed(start_s)}–${elapsed(end_s)}`;
+}
+
 function repTable(reps) {
   const rows = reps.map((rep) => {
     const row = document.createElement("tr");
     row.dataset.rep = String(rep.rep);
     row.classList.toggle("flagged", rep.fatigue_flag);
+    row.classList.toggle("incomplete", !rep.complete);
+    row.append(cell(String(rep.rep)), cell(elapsed(rep.start_s)), cell(`${number(rep.duration_s, 1)} s`));
+    if (!rep.complete) {
+      const hole = cell(holeText(rep));
+      hole.colSpan = 6;
+      row.append(hole);
+      return row;
+    }
     row.append(
-      cell(String(rep.rep)),
-      cell(elapsed(rep.start_s)),
-      cell(`${number(rep.duration_s, 1)} s`),
       cell(`${number(rep.mean_cadence_spm)} spm`),
       cell(`${number(rep.mean_gct_ms)} ms`),
       cell(rep.gct_drift_ms == null ? DASH : `${signed(rep.gct_drift_ms)} ms`),
@@ -70,12 +90,12 @@ function plateauStart(rep) {
   return Math.min(start_s, (rep.end_s - rep.start_s) / 2); // keep half the rep at least
 }
 
-/** Mean of the plateau's first and last thirds: the same drift, read without a fit. */
+/** Mean of the plateau's first and last thirds (trusted seconds): the drift, without a fit. */
 function thirds(rows, key, from_s, to_s) {
   const span = (to_s - from_s) / 3;
   const mean = (lo, hi) => {
     const values = rows
-      .filter((r) => r.sensor_time_s >= lo && r.sensor_time_s <= hi && r[key] != null)
+      .filter((r) => r.trusted && r.sensor_time_s >= lo && r.sensor_time_s <= hi && r[key] != null)
       .map((r) => r[key]);
     return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
   };
@@ -91,23 +111,32 @@ function repPlots(reps, metrics) {
     figure.className = "rep-plot";
     figure.dataset.rep = String(rep.rep);
     figure.classList.toggle("flagged", rep.fatigue_flag);
+    figure.classList.toggle("incomplete", !rep.complete);
     const caption = document.createElement("figcaption");
     const title = document.createElement("strong");
-    title.textContent =
-      `Rep ${rep.rep} · ${number(rep.duration_s, 1)} s · ` +
-      `${number(rep.mean_cadence_spm)} spm · ${number(rep.mean_gct_ms)} ms`;
+    title.textContent = rep.complete
+      ? `Rep ${rep.rep} · ${number(rep.duration_s, 1)} s · ` +
+        `${number(rep.mean_cadence_spm)} spm · ${number(rep.mean_gct_ms)} ms`
+      : `Rep ${rep.rep} · ${number(rep.duration_s, 1)} s`;
     const drift = document.createElement("span");
     drift.className = "drift";
     drift.dataset.role = "drift";
     const flag = document.createElement("span");
     flag.className = "flag";
-    flag.textContent = rep.fatigue_flag ? rep.fatigue_reason || "flagged" : "";
+    flag.dataset.role = "flag";
+    if (!rep.complete) flag.textContent = `${holeText(rep)}: not summarised`;
+    else flag.textContent = rep.fatigue_flag ? rep.fatigue_reason || "flagged" : "";
     caption.append(title, drift, flag);
     const chart = document.createElement("div");
     chart.className = "chart";
     figure.append(caption, chart);
     container.append(figure);
-    if (rows.length < 2) {
+    if (!rep.complete) {
+      // What was measured, shaded where it was not; no trend.
+      if (rows.length >= 2) repChart(chart, rep, rows, 0);
+      continue;
+    }
+    if (rows.filter((r) => r.trusted).length < 2) {
       drift.textContent = "too few points for a trend";
       continue;
     }

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from dsp.events import Event, Gap, Metrics, Placement, SignalQuality, StepEvent
 from dsp.metrics import MetricsTracker
+from dsp.periodicity import PeriodicityCadence, PeriodicityReading
 from dsp.plan import SessionPlan
 from dsp.quality import QualityBlock, QualityMonitor
 from dsp.samples import CadenceReading, SampleBlock
@@ -59,7 +60,12 @@ class _Athlete:
         out: list[Event] = list(self.reps.advance(step.emitted_s))
         self.metrics.on_step(step)
         out.append(step)
-        out.extend(self.reps.on_step(step))
+        # The rep engine runs on the cadence the signal supports: contacts the periodicity
+        # contradicts do not drive it (the per-second cadence then does).
+        if self.metrics.contacts_trusted:
+            out.extend(self.reps.on_step(step))
+        else:
+            self.reps.detector.skip_step()
         return out
 
     def gap(self, gap: Gap) -> list[Event]:
@@ -68,9 +74,11 @@ class _Athlete:
         out.append(gap)
         return out
 
-    def tick(self, t_s: float, quality: SignalQuality) -> list[Event]:
+    def tick(
+        self, t_s: float, quality: SignalQuality, periodic: PeriodicityReading | None = None
+    ) -> list[Event]:
         out: list[Event] = list(self.reps.advance(t_s))
-        m: Metrics = self.metrics.at(t_s, quality)
+        m: Metrics = self.metrics.at(t_s, quality, periodic)
         out.append(m)
         out.extend(self.reps.on_metrics(m))
         return out
@@ -113,6 +121,7 @@ class EngineBank:
         s = self.n_streams
         self.detector = StepDetector(self.placement, self.fs_hz, s, sensor_leg=self.sensor_leg)
         self.quality = QualityMonitor(s, self.fs_hz)
+        self.periodicity = PeriodicityCadence(s, self.fs_hz, one_leg=self.placement.one_leg)
         self.athletes = [_Athlete(self.placement.one_leg, c) for c in self.configs]
 
     def process(
@@ -136,17 +145,52 @@ class EngineBank:
         for r, athlete in enumerate(self.athletes):
             if not athlete.started:
                 out[r].extend(athlete.start(float(t_s[r, 0])))
-        last = t_s[:, -1]
-        ticking = np.floor(last) >= np.array([a.next_second for a in self.athletes])
+        ticks = self._ticks(t_s, acc)
         gap_rows = q.gap_rows.tolist()
-        busy = set(np.nonzero(ticking)[0].tolist()) | set(gap_rows)
-        busy |= {r for r in range(s) if steps[r]}
+        busy = set(ticks) | set(gap_rows) | {r for r in range(s) if steps[r]}
         for r in sorted(busy):
-            out[r].extend(self._stream_events(r, t_s[r], q, steps[r], before))
+            out[r].extend(self._stream_events(r, t_s[r], q, steps[r], ticks.get(r, []), before))
+        last = t_s[:, -1]
         for r in range(s):
             self.athletes[r].last_t = float(last[r])
             out[r].extend(self.athletes[r].reps.advance(float(last[r])))
         return out
+
+    def _ticks(
+        self, t_s: FloatArray, acc: FloatArray
+    ) -> dict[int, list[tuple[float, PeriodicityReading]]]:
+        """The metric seconds each stream reaches in this block, with their periodicity.
+
+        A second ``T`` is reported when a sample fell in ``[T - 1, T)``: a hole in the data (a
+        lost link, or a clock that jumped ahead) is one Gap event, not a metric per second of it.
+        """
+        rows: list[int] = []
+        seconds: list[float] = []
+        next_s = np.array([a.next_second for a in self.athletes])
+        due = np.floor(t_s[:, -1]) >= next_s
+        for r in np.nonzero(due)[0].tolist():
+            athlete = self.athletes[r]
+            # Each sample closes the second after it; the previous block's last one too.
+            closing = np.unique(np.floor(np.append(t_s[r], athlete.last_t)) + 1.0)
+            keep = closing[(closing >= athlete.next_second) & (closing <= t_s[r, -1])]
+            rows += [r] * keep.size
+            seconds += keep.tolist()
+            athlete.next_second = math.floor(t_s[r, -1]) + 1.0
+        at_s = np.array(seconds)
+        row_idx = np.array(rows, dtype=np.intp)
+        cols = np.array(
+            [
+                int(np.searchsorted(t_s[r], t, side="left"))
+                for r, t in zip(rows, seconds, strict=True)
+            ],
+            dtype=np.intp,
+        )
+        norm = np.sqrt(np.einsum("sin,sin->sn", acc, acc))
+        estimate = self.periodicity.process(t_s, norm, row_idx, cols, at_s)
+        ticks: dict[int, list[tuple[float, PeriodicityReading]]] = {}
+        for i, (r, t) in enumerate(zip(rows, seconds, strict=True)):
+            ticks.setdefault(r, []).append((t, estimate.reading(i)))
+        return ticks
 
     def _stream_events(
         self,
@@ -154,6 +198,7 @@ class EngineBank:
         t_row: FloatArray,
         q: QualityBlock,
         steps: list[StepEvent],
+        ticks: list[tuple[float, PeriodicityReading]],
         before: tuple[NDArray[np.int64], ...],
     ) -> list[Event]:
         """Interleave one stream's gaps, steps and metric ticks in time order."""
@@ -163,11 +208,7 @@ class EngineBank:
         for g in np.nonzero(q.gap_rows == r)[0].tolist():
             gap = Gap(float(q.gap_start_s[g]), float(q.gap_end_s[g]), int(q.gap_lost[g]))
             items.append((gap.end_s, 0, (gap, int(q.gap_index[g]))))
-        second = athlete.next_second
-        while second <= t_row[-1]:
-            items.append((second, 1, second))
-            second += 1.0
-        athlete.next_second = second
+        items.extend((second, 1, reading) for second, reading in ticks)
         items.extend((st.emitted_s, 2, st) for st in steps)
         items.sort(key=lambda item: (item[0], item[1]))
         samples0, saturated0, gaps0, lost0 = (int(b[r]) for b in before)
@@ -188,7 +229,7 @@ class EngineBank:
                     gaps=gaps0 + gaps_seen,
                     lost_samples=lost0 + lost_seen,
                 )
-                out.extend(athlete.tick(time, quality))
+                out.extend(athlete.tick(time, quality, payload))  # type: ignore[arg-type]
             else:
                 out.extend(athlete.step(payload))  # type: ignore[arg-type]
         return out
@@ -254,9 +295,16 @@ class StrideEngine:
         """One reading of a cadence-only sensor: drives metrics and the rep engine, no contacts."""
         a = self._require_cadence()
         out: list[Event] = [] if a.started else a.start(reading.t_s)
+        # The seconds the previous reading still covers (until it goes stale), then this one's:
+        # a hole between readings is not a metric per second of it.
+        last_covered = a.last_t + a.metrics.stale_s + 1.0
         while a.next_second <= reading.t_s:
-            out.extend(a.tick(a.next_second, SignalQuality(0, 0, 0, 0)))
-            a.next_second += 1.0
+            if a.next_second <= last_covered:
+                out.extend(a.tick(a.next_second, SignalQuality(0, 0, 0, 0)))
+                a.next_second += 1.0
+            else:
+                a.next_second = math.floor(reading.t_s) + 1.0
+                break
         a.metrics.on_reading(reading)
         a.last_t = reading.t_s
         out.extend(a.reps.advance(reading.t_s))

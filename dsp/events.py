@@ -32,6 +32,28 @@ class Placement(StrEnum):
         return self is not Placement.TRUNK
 
 
+class Activity(StrEnum):
+    """What the athlete is doing over the last seconds."""
+
+    STILL = "still"
+    WALKING = "walking"
+    RUNNING = "running"
+
+
+class CadenceSource(StrEnum):
+    """Where a published cadence comes from."""
+
+    CONTACTS = "contacts"  # the detected contacts, confirmed by the signal's periodicity
+    PERIODICITY = "periodicity"  # the stride periodicity of the signal (contacts disagree or fail)
+    SENSOR = "sensor"  # the sensor's own reading (a standard RSC footpod)
+
+
+# A cadence is trusted when its confidence reaches this and at most this share of the second's
+# samples were lost.
+TRUSTED_CONFIDENCE = 0.5
+TRUSTED_MAX_LOST = 0.2
+
+
 @dataclass(frozen=True, slots=True)
 class StepEvent:
     """One ground contact.
@@ -69,6 +91,12 @@ class Metrics:
     ``cadence_spm`` counts both feet (steps/min) whatever the placement; ``gct_ms`` is the
     rolling median contact time of recent steps (``None`` for cadence-only input);
     ``intensity_g`` is the rolling mean impact peak above 1 g (``None`` for cadence-only input).
+
+    ``cadence_source`` says where the cadence comes from and ``cadence_confidence`` (0–1, ``None``
+    when nothing could check it) how well the signal's own periodicity supports it. When the
+    contacts disagree with the periodicity, the cadence is the periodicity's and ``gct_ms`` is
+    ``None``: unavailable rather than wrong. ``activity`` is ``None`` until it is known.
+    ``lost_fraction`` and ``clipped_fraction`` describe the samples of the second just ended.
     """
 
     t_s: float
@@ -78,6 +106,20 @@ class Metrics:
     intensity_g: float | None
     speed_m_s: float | None
     quality: SignalQuality
+    activity: Activity | None = None
+    cadence_source: CadenceSource | None = None
+    cadence_confidence: float | None = None
+    lost_fraction: float = 0.0
+    clipped_fraction: float = 0.0
+
+    @property
+    def trusted(self) -> bool:
+        """The cadence can be shown as fact: present, supported by the signal, few samples lost."""
+        return (
+            self.cadence_spm is not None
+            and self.lost_fraction <= TRUSTED_MAX_LOST
+            and (self.cadence_confidence is None or self.cadence_confidence >= TRUSTED_CONFIDENCE)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +163,12 @@ class Cue:
 
 @dataclass(frozen=True, slots=True)
 class RepSummary:
-    """One finished rep, measured from the data between its detected start and end."""
+    """One finished rep, measured from the data between its detected start and end.
+
+    ``missing_s`` is how long the rep went without trusted data (a hole in the stream, or
+    seconds whose cadence the signal did not support). A rep that missed more than
+    ``MAX_MISSING_S`` is flagged, not summarised: its means, drift and CV are ``None``.
+    """
 
     rep: int
     start_s: float
@@ -134,7 +181,15 @@ class RepSummary:
     time_to_stride_cadence_s: float | None
     fatigue_flag: bool
     fatigue_reason: str | None
+    missing_s: float = 0.0
 
+    @property
+    def complete(self) -> bool:
+        """The rep was measured throughout (no hole long enough to bias its figures)."""
+        return self.missing_s <= MAX_MISSING_S
+
+
+MAX_MISSING_S = 2.0
 
 Event = StepEvent | Metrics | Gap | Cue | RepSummary
 

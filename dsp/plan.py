@@ -16,9 +16,11 @@ class SessionPlan:
     """A structured session. Every duration is configurable.
 
     A recovery is FULL when ``min_recovery_s`` has elapsed since the end of the previous rep AND
-    cadence has stayed within ``baseline_tolerance_pct`` of the runner's easy baseline for
-    ``baseline_hold_s``. The engine then cues ``get_ready``, counts down from ``countdown``
-    one second apart, and cues ``go``.
+    cadence has stayed at most ``baseline_tolerance_pct`` above the runner's easy baseline (or
+    the runner walked or stood) for ``baseline_hold_s``. The engine then cues ``get_ready``,
+    counts down from ``countdown`` one second apart, and cues ``go``. A recovery never waits
+    more than ``max_recovery_wait_s`` past its minimum: then the next rep comes all the same, and
+    its ``get_ready`` says why.
     """
 
     name: str
@@ -29,13 +31,15 @@ class SessionPlan:
     cooldown_s: float
     baseline_hold_s: float = 20.0
     baseline_tolerance_pct: float = 5.0
+    max_recovery_wait_s: float = 120.0
     get_ready_lead_s: float = 2.0
     countdown: int = 3
 
     def __post_init__(self) -> None:
         if self.reps < 1:
             raise ValueError(f"a plan needs at least one rep, got reps={self.reps}")
-        for name in ("warmup_s", "rep_s", "min_recovery_s", "cooldown_s", "baseline_hold_s"):
+        durations = ("warmup_s", "rep_s", "min_recovery_s", "cooldown_s", "baseline_hold_s")
+        for name in (*durations, "max_recovery_wait_s"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.rep_s <= 0:

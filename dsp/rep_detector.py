@@ -31,7 +31,8 @@ class BoundaryConfig:
     surges are not reps). An end candidate is the cadence falling below ``end_fraction`` of the way
     from the baseline to the rep level, confirmed after ``end_confirm_s``. Onsets are searched up
     to ``onset_search_s`` before the crossing, fitting ``fit_pre_s`` of earlier samples; in cued
-    mode no earlier than ``anticipation_s`` before GO (a runner may go on "1").
+    mode no earlier than ``anticipation_s`` before GO (a runner may go on "1"). Cadences below
+    ``baseline_min_spm`` (walking) never enter the easy baseline.
     """
 
     min_rise_spm: float = 8.0
@@ -57,6 +58,7 @@ class BoundaryConfig:
     metrics_window_s: float = 2.0
     min_cadence_spm: float = 60.0
     max_cadence_spm: float = 260.0
+    baseline_min_spm: float = 135.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,10 @@ class RepBoundaryDetector:
     def push_gap(self, gap: Gap) -> None:
         """A hole in the data: no interval spans it (even a short hole can hide a landmark, and
         the missed contact would double the interval, which reads as a sudden drop of cadence)."""
+        self.skip_step()
+
+    def skip_step(self) -> None:
+        """A contact not pushed (untrusted): the next one starts a new interval."""
         self._last_ic_s = None
 
     def push_metrics(self, m: Metrics) -> Boundary | None:
@@ -151,6 +157,25 @@ class RepBoundaryDetector:
         gct = math.nan if m.gct_ms is None else m.gct_ms
         start_s = m.t_s - self._cfg.metrics_window_s
         return self._push(start_s, m.t_s, m.cadence_spm, gct, m.t_s, 1)
+
+    def push_still(self, t_s: float) -> Boundary | None:
+        """The athlete stands still: as easy as it gets (a recovery stood counts as easy), but no
+        cadence sample for the baseline. A rep still open ended with its last step."""
+        self.last_emit_s = t_s
+        if self.in_rep and self.start_s is not None:
+            last = self.history.last(1)
+            at_s = float(last[0, END]) if len(last) else t_s
+            self.near_since_s = t_s
+            return self._end(max(at_s, self.start_s), t_s)
+        self._candidate = None
+        if self.near_since_s is None:
+            self.near_since_s = t_s
+        return None
+
+    @property
+    def recent_spm(self) -> float | None:
+        """The latest smoothed cadence, steps/min."""
+        return statistics.median(self._recent) if self._recent else None
 
     def close(self, t_s: float) -> Boundary | None:
         """End of stream: the end of an open rep (its pending end if one was seen)."""
@@ -186,6 +211,8 @@ class RepBoundaryDetector:
             return
         if self.in_rep or self._candidate is not None or not settled:
             return
+        if cadence < self._cfg.baseline_min_spm:
+            return  # walking is recovery, not the easy running the reps are measured against
         self._easy.append((emit_s, cadence))
         if emit_s - self._baseline_at_s < 1.0:
             return  # the median moves slowly: once per second is plenty
@@ -195,8 +222,9 @@ class RepBoundaryDetector:
             self._baseline_at_s = emit_s
 
     def _track_near(self, smooth: float, emit_s: float, gap: bool) -> None:
+        # Easy is at most the baseline plus the tolerance: a recovery walked counts as easy.
         near = self.baseline_spm is not None and (
-            abs(smooth - self.baseline_spm) <= self._tolerance * self.baseline_spm
+            smooth - self.baseline_spm <= self._tolerance * self.baseline_spm
         )
         if not near:
             self.near_since_s = None

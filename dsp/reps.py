@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from dsp.events import RepSummary
+from dsp.events import MAX_MISSING_S, RepSummary
 
 FloatArray = NDArray[np.float64]
 
@@ -163,9 +163,22 @@ def measure_rep(rep: int, start_s: float, end_s: float, samples: FloatArray) -> 
     rows = samples[(mid_s >= start_s) & (mid_s <= end_s)]
     mid_s = 0.5 * (rows[:, START] + rows[:, END])
     cadence = rows[:, CADENCE]
-    if rows.shape[0] == 0:
+    missing_s = _uncovered_s(samples[:, START], samples[:, END], start_s, end_s)
+    if rows.shape[0] == 0 or missing_s > MAX_MISSING_S:
+        # A rep with a hole is flagged, not summarised: its figures would be a guess.
         return RepSummary(
-            rep, start_s, end_s, end_s - start_s, None, None, None, None, None, False, None
+            rep,
+            start_s,
+            end_s,
+            end_s - start_s,
+            None,
+            None,
+            None,
+            None,
+            None,
+            False,
+            None,
+            missing_s=round(missing_s, 3),
         )
     width = rows[:, END] - rows[:, START]
     # Step intervals tile time, so weighting by width gives steps/min over the rep; point samples
@@ -210,4 +223,17 @@ def measure_rep(rep: int, start_s: float, end_s: float, samples: FloatArray) -> 
         time_to_stride_cadence_s=to_stride_s,
         fatigue_flag=False,
         fatigue_reason=None,
+        missing_s=round(missing_s, 3),
     )
+
+
+def _uncovered_s(start_s: FloatArray, end_s: FloatArray, lo_s: float, hi_s: float) -> float:
+    """Seconds of ``[lo_s, hi_s]`` that no ``[start_s, end_s]`` interval covers."""
+    covered = 0.0
+    reach = lo_s
+    for a, b in sorted(zip(start_s.tolist(), end_s.tolist(), strict=True)):
+        a, b = max(a, reach), min(b, hi_s)
+        if b > a:
+            covered += b - a
+            reach = b
+    return max(0.0, hi_s - lo_s - covered)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from dsp.events import Cue, CueKind, Gap, Metrics, RepSummary, StepEvent
+from dsp.events import Activity, Cue, CueKind, Gap, Metrics, RepSummary, StepEvent
 from dsp.plan import SessionPlan
 from dsp.rep_detector import Boundary, BoundaryConfig, RepBoundaryDetector
 from dsp.reps import FatigueRule, assess_fatigue
@@ -215,6 +215,8 @@ class RepEngine:
         out = self.advance(m.t_s)
         if self._state == "done":
             return out
+        if m.activity is Activity.STILL:
+            return out + self._on_boundary(self._detector.push_still(m.t_s), m.t_s)
         return out + self._on_boundary(self._detector.push_metrics(m), m.t_s)
 
     def finish(self, t_s: float) -> list[Output]:
@@ -248,6 +250,8 @@ class RepEngine:
             ready = self._ready_due()
             if ready is not None:
                 candidates.append(ready)
+            if self._recovery_due_s is not None and self._plan is not None:
+                candidates.append(self._recovery_due_s + self._plan.max_recovery_wait_s)
         elif self._state == "get_ready" and self._go_s is not None:
             candidates.append(self._go_s + self._no_start_timeout_s)
         return min(candidates, default=None)
@@ -272,15 +276,30 @@ class RepEngine:
             elif cue.kind is CueKind.SESSION_DONE:
                 self._state = "done"
             return [cue]
-        if self._state in ("warmup", "recovery"):
+        if self._state == "warmup":
             return self._get_ready(due_s)
+        if self._state == "recovery":
+            ready = self._ready_due()
+            return self._get_ready(
+                due_s, None if ready is not None and ready <= due_s else self._still_high()
+            )
         # No rise after GO: the rep did not happen; cue it again after a baseline hold.
         self._detector.disarm()
         self._go_s = None
         self._state, self._recovery_due_s = "recovery", due_s
         return []
 
-    def _get_ready(self, t_s: float) -> list[Output]:
+    def _still_high(self) -> str:
+        """Why the next rep comes though the recovery is not full: the longest wait is over."""
+        det = self._detector
+        if det.recent_spm is None or det.baseline_spm is None:
+            return "recovery time reached; no easy running seen"
+        return (
+            f"recovery time reached; cadence still high ({det.recent_spm:.0f} spm, "
+            f"easy is {det.baseline_spm:.0f})"
+        )
+
+    def _get_ready(self, t_s: float, reason: str | None = None) -> list[Output]:
         assert self._plan is not None
         plan = self._plan
         self._detector.adapt_baseline = False  # the warm-up baseline is the reference from now on
@@ -294,7 +313,8 @@ class RepEngine:
         self._scheduled.append(
             Cue(first_s + plan.countdown, CueKind.GO, f"Go! Rep {k} of {n}", rep=k, reps=n)
         )
-        return [Cue(t_s, CueKind.GET_READY, f"Rep {k} of {n}: get ready", rep=k, reps=n)]
+        text = f"Rep {k} of {n}: get ready"
+        return [Cue(t_s, CueKind.GET_READY, text, rep=k, reps=n, reason=reason)]
 
     # --- boundaries ---------------------------------------------------------------------------
 

@@ -133,6 +133,21 @@ def test_measure_rep_without_contact_times() -> None:
     assert s.mean_cadence_spm == pytest.approx(184.3, abs=0.3)
 
 
+@pytest.mark.parametrize(("hole_s", "complete"), [(1.5, True), (20.0, False)])
+def test_a_rep_with_a_hole_is_flagged_not_summarised(hole_s: float, complete: bool) -> None:
+    """A 20-s hole in a 30-s rep once read as a +52 spm drift: now its figures are withheld."""
+    ic_s = contacts(160.0, 185.0, 20.0, 0.8, (10.0, 60.0))
+    rows = rep_samples(ic_s, np.full(ic_s.size, 210.0))
+    # No interval spans a hole: the rows whose interval touches it are gone.
+    keep = (rows[:, 1] <= 30.0) | (rows[:, 0] >= 30.0 + hole_s)
+    s = measure_rep(2, 20.0, 50.0, rows[keep])
+    lost = rows[~keep]
+    assert s.missing_s == pytest.approx(min(lost[-1, 1], 50.0) - lost[0, 0], abs=1e-3)
+    assert s.complete is complete
+    figures = (s.mean_cadence_spm, s.mean_gct_ms, s.gct_drift_ms, s.cadence_cv_pct)
+    assert all(f is not None for f in figures) if complete else all(f is None for f in figures)
+
+
 QUALITY = SignalQuality(0, 0, 0, 0)
 
 

@@ -8,13 +8,14 @@ EASE cues after a fixed reaction time, so the true start and end of every rep ar
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-from dsp.events import Cue, CueKind, Metrics, RepSummary, SignalQuality, StepEvent
+from dsp.events import Activity, Cue, CueKind, Metrics, RepSummary, SignalQuality, StepEvent
 from dsp.plan import SessionPlan, template
 from dsp.session import Output, Readiness, RepEngine
 
@@ -328,6 +329,81 @@ def test_recovery_waits_until_cadence_has_been_near_baseline_for_the_hold() -> N
     for t_s, left_s in recovery:
         expected_s = max(0.0, end_s + SHORT_PLAN.min_recovery_s - t_s)
         assert left_s == pytest.approx(expected_s, abs=1e-9)
+
+
+def test_a_walked_recovery_is_full_after_the_minimum() -> None:
+    """Walking (110 steps/min, far below the easy jog) is recovery, not a cadence to wait out."""
+
+    def react(cue: Cue, runner: Runner) -> None:
+        if cue.kind is CueKind.EASE:
+            runner.add(cue.t_s + REACTION_S, 110.0, 620.0)
+        elif cue.kind is CueKind.GO:
+            runner.add(cue.t_s + REACTION_S, 185.0, 200.0)
+
+    engine = RepEngine(SHORT_PLAN, one_leg=True)
+    run = drive(engine, Runner(seed=4, one_leg=True), 500.0, react=react)
+    ends, ready = run.at(CueKind.REP_END), run.cues(CueKind.GET_READY)
+    assert len(ready) == 3
+    for end_s, cue in zip(ends[:2], ready[1:], strict=True):
+        assert cue.reason is None
+        assert end_s + SHORT_PLAN.min_recovery_s <= cue.t_s <= end_s + SHORT_PLAN.min_recovery_s + 1
+
+
+def test_a_stood_recovery_is_full_after_the_minimum() -> None:
+    """Standing still: no cadence at all, the activity says still; that is a full recovery."""
+    engine = RepEngine(SHORT_PLAN, one_leg=False)
+    runner = Runner(seed=5, one_leg=False)
+    out: list[Output] = list(engine.start(0.0))
+    still = False
+    end_s = math.inf
+    for t_b in np.arange(0.1, 400.0, 0.1):
+        t = float(round(t_b, 1))
+        if not still:
+            for step in runner.steps_until(t):
+                out += feed(engine, step)
+        if t == math.floor(t) and still:
+            m = Metrics(t, None, None, 0, None, None, QUALITY, activity=Activity.STILL)
+            out += feed(engine, m)
+        out += engine.advance(t)
+        cues = [o for o in out if isinstance(o, Cue)]
+        if cues and cues[-1].kind is CueKind.GO and runner.transitions == []:
+            runner.add(cues[-1].t_s + REACTION_S, 185.0, 200.0)
+        if cues and cues[-1].kind is CueKind.EASE and not still:
+            still = True  # stops dead on "ease" and stands
+        if cues and cues[-1].kind is CueKind.REP_END:
+            end_s = min(end_s, cues[-1].at_s or math.inf)
+        if any(c.kind is CueKind.GET_READY and c.rep == 2 for c in cues):
+            break
+    second = next(
+        o for o in out if isinstance(o, Cue) and o.kind is CueKind.GET_READY and o.rep == 2
+    )
+    assert second.reason is None
+    assert second.t_s <= end_s + SHORT_PLAN.min_recovery_s + SHORT_PLAN.baseline_hold_s
+
+
+def test_a_brisk_recovery_jog_never_stalls_the_session() -> None:
+    """Recovery jogged 10 % above the warm-up: the next rep comes at the longest wait, and says
+    why."""
+
+    def react(cue: Cue, runner: Runner) -> None:
+        if cue.kind is CueKind.EASE:
+            runner.add(cue.t_s + REACTION_S, 176.0, 250.0)
+        elif cue.kind is CueKind.GO:
+            runner.add(cue.t_s + REACTION_S, 195.0, 200.0)
+
+    engine = RepEngine(SHORT_PLAN, one_leg=False)
+    run = drive(engine, Runner(seed=6, one_leg=False), 800.0, react=react)
+    ends, ready = run.at(CueKind.REP_END), run.cues(CueKind.GET_READY)
+    assert [c.rep for c in ready] == [1, 2, 3]
+    wait_s = SHORT_PLAN.min_recovery_s + SHORT_PLAN.max_recovery_wait_s
+    for end_s, cue in zip(ends[:2], ready[1:], strict=True):
+        assert cue.t_s == pytest.approx(end_s + wait_s)
+        assert cue.reason is not None
+        # The jog is 176 spm with step jitter: the smoothed figure reads 17x.
+        assert re.fullmatch(
+            r"recovery time reached; cadence still high \(17\d spm, easy is 160\)", cue.reason
+        )
+    assert engine.state == "done"
 
 
 def test_no_rise_after_go_re_arms_the_same_rep() -> None:

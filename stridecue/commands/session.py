@@ -158,8 +158,18 @@ def simulate(
     seed: SeedOpt = 7,
     rate_hz: Annotated[float, typer.Option(help="Sample rate (Hz).")] = 200.0,
     impair: Annotated[
-        str, typer.Option(help="Impairments, e.g. 'noise=0.05,orientation,saturation=8,drop=0.01'.")
+        str,
+        typer.Option(
+            help="Impairments, e.g. 'noise=0.05,orientation,saturation=8,drop=0.01'; "
+            "'accel-only,saturation=8' at --rate-hz 100 is a shoe clip without a gyroscope."
+        ),
     ] = "",
+    recovery: Annotated[
+        str, typer.Option(help="Between reps the runner jogs, walks or stands: jog|walk|stand.")
+    ] = "jog",
+    surges: Annotated[
+        int, typer.Option(help="Short pick-ups of pace in the warm-up and cool-down (not reps).")
+    ] = 0,
     warmup_s: WarmupOpt = None,
     reps: RepsOpt = None,
     rep_s: RepOpt = None,
@@ -173,7 +183,18 @@ def simulate(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     where = _placement(placement)
-    athlete = SimulatedAthlete(plan, where, seed=seed, fs_hz=rate_hz, impairments=impairments)
+    try:
+        athlete = SimulatedAthlete(
+            plan,
+            where,
+            seed=seed,
+            fs_hz=rate_hz,
+            impairments=impairments,
+            recovery=recovery,
+            surges=surges,
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     source = SimulatedSource(athlete, block_s=1.0)
     header = LogHeader(
         device="firmware_sim",

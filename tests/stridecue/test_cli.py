@@ -141,6 +141,24 @@ def test_simulate_follows_template_placement_and_rate(tmp_path: Path) -> None:
     assert LogReader(log).header.sample_rate_hz == 100.0
 
 
+@pytest.mark.parametrize(("recovery", "activity"), [("walk", "walking"), ("stand", "still")])
+def test_simulate_walked_or_stood_recoveries(tmp_path: Path, recovery: str, activity: str) -> None:
+    log = tmp_path / "run.log"
+    result = invoke("simulate", "-o", log, "--recovery", recovery, "--surges", "1", *SHORT_PLAN)
+    assert result.exit_code == 0, result.output
+    truth = json.loads(log.with_suffix(".truth.json").read_text())
+    spans = {a for _, _, a in truth["activity_s"]}
+    assert activity in spans  # a stop is walked into and out of
+    assert spans == {"running", "walking", activity}
+    assert len(truth["surges_s"]) == 1
+
+
+def test_simulate_refuses_an_unknown_recovery(tmp_path: Path) -> None:
+    result = invoke("simulate", "-o", tmp_path / "x.log", "--recovery", "crawl")
+    assert result.exit_code != 0
+    assert "recovery must be one of jog, walk, stand" in said(result)
+
+
 # --- replay --------------------------------------------------------------------------------------
 
 

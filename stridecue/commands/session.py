@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.progress import Progress
 from rich.table import Table
 
@@ -32,7 +33,6 @@ from stridecue.commands.common import (
     SorenessOpt,
     TemplateOpt,
     WarmupOpt,
-    _fmt,
     _live_run,
     _placement,
     _plan,
@@ -255,33 +255,160 @@ def replay(
 
 
 def evaluate(
-    paths: Annotated[list[Path], typer.Argument(help="Running-truth folders or simulated logs.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Running-truth or real-run folders, or simulated logs.")
+    ],
     json_out: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
 ) -> None:
-    """Accuracy against ground truth, per trial and per dataset."""
-    from recordings.evaluate import evaluate_trial, finite, report
+    """Accuracy against ground truth, per trial and per dataset.
+
+    Recordings without contact truth (real runs) are checked for agreement instead: per 10-s
+    window, each sensor's cadence against the stride periodicity of the signal, and sensors worn
+    at once against each other, split by activity.
+    """
+    from recordings.agreement import agreement_report, sensor_windows
+    from recordings.evaluate import evaluate_trial, finite, report, run_trial
 
     try:
         trials = find_trials(paths)
     except TrialError as e:
         err.print(f"[red]nothing to evaluate:[/red] {e}")
         raise typer.Exit(2) from None
-    results = []
+    results, windows = [], []
     with Progress(console=err, transient=True, disable=json_out) as progress:
         task = progress.add_task("evaluating", total=len(trials))
         for trial in trials:
-            results.append(evaluate_trial(trial))
+            if len(trial.contacts_s):
+                results.append(evaluate_trial(trial))
+            else:
+                windows.append(sensor_windows(trial, run_trial(trial)))
             progress.advance(task)
     doc = finite(report(results))
+    if windows:
+        doc["agreement"] = finite(agreement_report(windows))
     if json_out:
         sys.stdout.write(json.dumps(doc, indent=1) + "\n")
         return
     for section in ("trials", "placements", "datasets"):
-        table = Table(title=section, header_style="dim")
-        table.add_column("name")
-        all_keys = list(dict.fromkeys(k for v in doc[section].values() for k in v))
-        for k in all_keys:
-            table.add_column(k, justify="right")
-        for name, figures in doc[section].items():
-            table.add_row(name, *(_fmt(figures.get(k)) for k in all_keys))
-        console.print(table)
+        for table in _accuracy_tables(section, doc[section]):
+            console.print(table, "")
+    if windows:
+        for name, recording in doc["agreement"]["recordings"].items():
+            console.print(_agreement_table(name, recording, doc["agreement"]["targets"]), "")
+
+
+# Short headers for the accuracy tables (the JSON keeps the full names): numbers in ms and spm.
+_CONTACT_COLUMNS = {
+    "trials": "n",
+    "n_contacts": "con-\ntacts",
+    "recall": "recall\n%",
+    "precision": "prec.\n%",
+    "gct_mae_ms": "GCT\nMAE\nms",
+    "gct_bias_ms": "GCT\nbias\nms",
+    "ic_bias_ms": "IC\nbias\nms",
+    "cadence_mae_spm": "cad.\nMAE\nspm",
+}
+_REP_COLUMNS = {
+    "reps_found": "reps\nfound",
+    "false_reps": "false\nreps",
+    "rep_start_err_s": "start err s\nmed / max",
+    "rep_end_err_s": "end err s\nmed / max",
+    "stream_cadence_mae_spm": "live cad.\nMAE spm",
+    "stream_cadence_samples": "live\nseconds",
+}
+
+
+def _cell(key: str, figures: dict[str, Any]) -> str:
+    value = figures.get(key)
+    if value is None:
+        return "–"
+    if key in ("recall", "precision"):
+        return f"{100 * value:.1f}"
+    if key == "reps_found":
+        return f"{value}/{figures.get('reps_true')}"
+    if isinstance(value, dict):
+        return " / ".join("–" if v is None else f"{v:.2f}" for v in value.values())
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _accuracy_tables(section: str, rows: dict[str, dict[str, Any]]) -> list[Table]:
+    """The contact figures of one section, and the rep figures (when any) in a second table:
+    both fit 80 columns."""
+    tables = []
+    for columns, title in ((_CONTACT_COLUMNS, section), (_REP_COLUMNS, f"{section}: reps")):
+        keys = [k for k in columns if any(k in figures for figures in rows.values())]
+        if section == "trials":
+            keys = [k for k in keys if k != "trials"]  # one each
+        if not rows or (not any(k in _REP_COLUMNS for k in keys) and columns is _REP_COLUMNS):
+            continue
+        table = Table(
+            title=title,
+            header_style="dim",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+            padding=(0, 0, 0, 1),
+        )
+        if columns is _CONTACT_COLUMNS:
+            glitches = sum(f.get("truth_glitches_dropped") or 0 for f in rows.values())
+            if glitches:
+                table.caption = f"true contacts shorter than 60 ms left out: {glitches}"
+        table.add_column("name", overflow="fold")
+        for k in keys:
+            table.add_column(columns[k], justify="right", no_wrap=True)
+        for name, figures in rows.items():
+            table.add_row(name, *(_cell(k, figures) for k in keys))
+        tables.append(table)
+    return tables
+
+
+def _share(count: dict[str, Any] | None) -> str:
+    if not count or not count["of"]:
+        return "–"
+    return f"{count['agree']}/{count['of']} {100 * count['share']:.0f}%"
+
+
+def _agreement_table(name: str, recording: dict[str, Any], targets: dict[str, float]) -> Table:
+    """One recording's agreement: a row per figure, a column per sensor and per pair."""
+    recording_id = name.split("/", 1)[-1]
+
+    def short(trial: str) -> str:
+        stem = trial.split("/", 1)[-1]
+        return stem.removeprefix(recording_id).strip("_") or stem
+
+    sensors = recording["sensors"]
+    n = recording["windows"]
+    table = Table(
+        title=f"agreement · {name}",
+        caption=(
+            f"10-s windows: {n['running']} running, {n['walking']} walking, {n['still']} still "
+            f"(the {short(recording['reference'])}'s periodicity, also the reference); "
+            "pairs: the two sensors' cadences within the tolerance of each other"
+        ),
+        header_style="dim",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    table.add_column("cadence")
+    table.add_column("target", justify="right")
+    for trial, figures in sensors.items():
+        table.add_column(f"{figures['placement']}\n{short(trial)}", justify="right")
+    for pair in recording["pairs"]:
+        table.add_column(" ~ ".join(short(t) for t in pair["sensors"]), justify="right")
+    rows = [
+        ("running_within_3_spm", "running, ≤ 3 spm of ref."),
+        ("walking_within_5_spm", "walking, ≤ 5 spm of ref."),
+        ("still_no_cadence", "still, none reported"),
+        ("own_running_within_3_spm", "running, ≤ 3 spm of own"),
+        ("own_walking_within_5_spm", "walking, ≤ 5 spm of own"),
+    ]
+    for key, label in rows:
+        target = targets.get(key)
+        table.add_row(
+            label,
+            "" if target is None else f"≥ {100 * target:.0f}%",
+            *(_share(f.get(key)) for f in sensors.values()),
+            *(_share(p.get(key)) if key in p else "" for p in recording["pairs"]),
+        )
+    return table

@@ -697,6 +697,20 @@ def test_a_failing_signal_is_never_shown_as_fact(
         assert page.text_content(f"{card} [data-role=cadence]") == f"{fixed(last.cadence_spm)}?"
         assert page.text_content(f"{card} [data-role=cue-reason]") == CLEO_READY_REASON
 
+        # The athlete's phone marks the same numbers the same way.
+        phone = context.new_page()
+        phone.set_viewport_size(PHONE)
+        phone.goto(f"{base}/athletes/cleo")
+        phone.wait_for_function(
+            "([sel, text]) => document.querySelector(sel)?.textContent === text",
+            arg=["[data-role=cadence]", f"{fixed(last.cadence_spm)}?"],
+        )
+        assert phone.get_attribute("[data-role=cadence-box]", "data-trusted") == "false"
+        assert phone.text_content("[data-role=gct]") == "unavailable"
+        assert phone.get_attribute("[data-role=gct-box]", "data-available") == "false"
+        screenshot(phone, "athlete-poor-signal", full_page=False)
+        phone.close()
+
         # The report: the poor signal shaded, rep 2 flagged instead of summarised.
         page.goto(f"{base}/sessions/{CLEO_SESSION}")
         page.wait_for_selector("body[data-ready=true]")

@@ -4,7 +4,8 @@
 
 import { Live, connectionPill, getJSON } from "./api.js";
 import { clearCue, latestCue, showCue } from "./cues.js";
-import { countdown, number } from "./format.js";
+import { countdown } from "./format.js";
+import { shownNumbers } from "./signal.js";
 import { SessionState, recoveryElapsed } from "./state.js";
 import { Sound } from "./sound.js";
 
@@ -44,8 +45,12 @@ function follow(id) {
 }
 
 function numbers(metrics) {
-  setText(role("cadence"), number(metrics.cadence_spm));
-  setText(role("gct"), number(metrics.gct_ms));
+  const shown = shownNumbers(metrics);
+  setText(role("cadence"), shown.cadence);
+  role("cadence-box").dataset.trusted = String(!shown.cadenceUncertain);
+  setText(role("gct"), shown.gct);
+  role("gct-box").dataset.available = String(!shown.gctUnavailable);
+  role("gct-box").dataset.trusted = String(!shown.gctUncertain);
 }
 
 function render() {

@@ -9,7 +9,7 @@ import { Live, connectionPill, getJSON, logoutButton } from "./api.js";
 import { LiveChart } from "./charts.js";
 import { clearCue, latestCue, showCue } from "./cues.js";
 import { DASH, ago, number, signed, stateText, when } from "./format.js";
-import { SignalWindow, activityText, holeText } from "./signal.js";
+import { SignalWindow, activityText, holeText, shownNumbers } from "./signal.js";
 import { SessionState, recoveryElapsed } from "./state.js";
 import { uploadForm } from "./upload.js";
 
@@ -124,19 +124,13 @@ class Card {
   }
 
   numbers(metrics) {
-    const untrusted = !metrics.trusted;
-    const uncertain = untrusted && metrics.cadence_spm != null;
-    setText(this.role("cadence"), number(metrics.cadence_spm) + (uncertain ? "?" : ""));
-    setText(this.role("cadence-label"), uncertain ? "cadence · uncertain" : "cadence");
-    this.role("cadence-box").dataset.trusted = String(!uncertain);
-    // The engine gives no contact time when it counts the cadence from the signal's
-    // periodicity (the contacts disagreed): unavailable, not unknown and never zero.
-    const unavailable = metrics.gct_ms == null && metrics.cadence_source === "periodicity";
-    const gctUncertain = untrusted && metrics.gct_ms != null;
-    const gct = unavailable ? "unavailable" : number(metrics.gct_ms) + (gctUncertain ? "?" : "");
-    setText(this.role("gct"), gct);
-    this.role("gct-box").dataset.available = String(!unavailable);
-    this.role("gct-box").dataset.trusted = String(!gctUncertain);
+    const shown = shownNumbers(metrics);
+    setText(this.role("cadence"), shown.cadence);
+    setText(this.role("cadence-label"), shown.cadenceUncertain ? "cadence · uncertain" : "cadence");
+    this.role("cadence-box").dataset.trusted = String(!shown.cadenceUncertain);
+    setText(this.role("gct"), shown.gct);
+    this.role("gct-box").dataset.available = String(!shown.gctUnavailable);
+    this.role("gct-box").dataset.trusted = String(!shown.gctUncertain);
     const activity = this.role("activity");
     setText(activity, activityText(metrics.activity));
     activity.dataset.activity = metrics.activity ?? "";

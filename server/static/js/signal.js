@@ -72,3 +72,22 @@ export function trustedValue(row, key) {
 export function holeText(rep) {
   return `hole in the data: ${number(rep.missing_s)} s missing`;
 }
+
+/**
+ * How one second's numbers are shown, on the coach's card and the athlete's phone alike: an
+ * untrusted cadence is marked "?", and a contact time the engine could not measure (the cadence
+ * came from the signal's periodicity because the contacts disagreed) reads "unavailable".
+ */
+export function shownNumbers(metrics) {
+  const untrusted = !metrics.trusted;
+  const cadenceUncertain = untrusted && metrics.cadence_spm != null;
+  const gctUnavailable = metrics.gct_ms == null && metrics.cadence_source === "periodicity";
+  const gctUncertain = untrusted && metrics.gct_ms != null;
+  return {
+    cadence: number(metrics.cadence_spm) + (cadenceUncertain ? "?" : ""),
+    cadenceUncertain,
+    gct: gctUnavailable ? "unavailable" : number(metrics.gct_ms) + (gctUncertain ? "?" : ""),
+    gctUnavailable,
+    gctUncertain,
+  };
+}

@@ -27,6 +27,9 @@ class LandmarkConfig:
     max_interval_s: float = 2.0  # a longer interval between contacts is a pause, not a stride
     ic_rise_s: float = 0.0  # shank: an impact's height is its rise above the lowest |a| this
     # far before it (a sharp impact, not a broad push-off hump, is the contact)
+    swing_s: float = 0.0  # shank: an impact ends a swing: the long-axis acceleration fell ...
+    swing_max_g: float = 0.45  # ... below this within swing_s before it, and after the last
+    # step's IC + gct_min_s (a walking push-off comes from a stance near 1 g); 0 s: no test
     ic_back_s: float = 0.5  # an impact peak is the largest |a| over this span before it
     ic_ahead_s: float = 0.04  # ... and over this span after it (its confirmation latency)
     ic_min_g: float = 2.0  # shank: impact peak of |a|
@@ -66,7 +69,8 @@ CONFIGS: dict[Placement, LandmarkConfig] = {
     Placement.SHANK: LandmarkConfig(
         ic_lag_s=0.030,
         to_lag_s=0.020,
-        gct_max_s=0.9,
+        gct_max_s=1.0,
+        swing_s=1.0,
         ic_back_s=0.3,
         ic_min_g=0.5,
         ic_rise_s=0.05,

@@ -137,7 +137,9 @@ class StepDetector:
         c, s = self.config, self.n_streams
         self._states = [_StreamState() for _ in range(s)]
         self._hist = _History(
-            s, self._samples(max(c.gct_max_s, c.ic_back_s) + 0.2), ("t", "x", "y", "n", "seg")
+            s,
+            self._samples(max(c.gct_max_s, c.ic_back_s, c.swing_s) + 0.2),
+            ("t", "x", "y", "n", "seg"),
         )
         if self.placement is Placement.TRUNK:
             self._axis: GravityAxis | PrincipalAxis = PrincipalAxis(self.fs_hz)
@@ -276,6 +278,8 @@ class StepDetector:
                     value -= float(np.fmin.reduce(before)) if before.size else np.nan
                     if not np.isfinite(value):
                         continue
+                if c.swing_s > 0 and not self._after_swing(st, row, j, ext):
+                    continue
                 if c.stance_anchored:
                     t_i = change_time(ext["t"][row], j)
                 self._on_impact(st, _Pending(t_i, value, seg, i, impact_g=impact_g))
@@ -348,6 +352,24 @@ class StepDetector:
         impact_g = float(np.fmax.reduce(ext["n"][row, max(0, k - d) : k + d + 1]))
         t_ic = change_time(t, k)
         return _Pending(t_ic, value, seg, k + self._hist.ext_base, impact_g=impact_g)
+
+    def _after_swing(self, st: _StreamState, row: int, j: int, ext: dict[str, FloatArray]) -> bool:
+        """Did the shank swing before the impact at column ``j`` of ``ext``?
+
+        A swinging shank's long-axis acceleration (``ext["y"]``) falls well below 1 g: the foot
+        leaves the ground and the shank pitches forward. A walking push-off raises ``|a|`` as high
+        as a soft heel strike some 550 ms after it, but from a stance whose long axis stays near
+        1 g. The fall must come after the last step's IC (and its first ``gct_min_s``) and within
+        ``swing_s`` before the impact.
+        """
+        c = self.config
+        lo = max(0, j - self._samples(c.swing_s))
+        since_s = -np.inf
+        if int(ext["seg"][row, j]) == st.last_ic_segment:
+            since_s = st.last_ic_s + c.gct_min_s
+        # NaN before the stream's first sample (its time compares False): no swing seen there.
+        fell = (ext["y"][row, lo : j + 1] < c.swing_max_g) & (ext["t"][row, lo : j + 1] >= since_s)
+        return bool(fell.any())
 
     def _to_ok(self, value: float, after: FloatArray) -> bool:
         """Is the extremum ``value`` a toe-off landmark, given the samples ``after`` it?"""

@@ -144,18 +144,19 @@ class MetricsTracker:
         """Do the contacts of the agreement window (the span the periodicity saw) support both
         the periodicity and the rolling cadence about to be published?
 
-        Their count over their span must match the periodicity, and the rolling cadence must lie
-        within the range of the window's own intervals (during a change of pace it leads the
-        window's average, but never leaves the intervals it is made of).
+        The median of their intervals must match the periodicity (a contact lost to a dropped
+        packet does not make the contacts wrong; a detector finding half the strides does), and
+        the rolling cadence must lie within the range of the window's own intervals (during a
+        change of pace it leads the window's average, but never leaves the intervals it is made
+        of).
         """
         ics = np.array([ic for ic in self._window_ics if ic >= t_s - self.agreement_window_s])
         if ics.size < 4 or rolling_spm is None:
             return False
         per_interval = (120.0 if self.one_leg else 60.0) / np.diff(ics)
-        mean_spm = (120.0 if self.one_leg else 60.0) * (ics.size - 1) / (ics[-1] - ics[0])
         tolerance = max(self.agreement_spm, self.agreement_pct / 100.0 * periodic_spm)
         return (
-            abs(mean_spm - periodic_spm) <= tolerance
+            abs(float(np.median(per_interval)) - periodic_spm) <= tolerance
             and per_interval.min() - tolerance <= rolling_spm <= per_interval.max() + tolerance
         )
 

@@ -1,7 +1,7 @@
 """A Bluetooth device as a source of the engine's input: a ``Link`` feeding a profile's decoder.
 
 ``BleSource`` is the live counterpart of replaying a recording: every notification goes, with its
-host receive time, through the same stream decoder that ``stridecue.sources.RecordedSource`` uses
+host receive time, through the same stream decoder that ``recordings.sources.RecordedSource`` uses
 on a recording's NOTIFICATION records, so a recorded session replays to identical blocks.
 
 One decoder lives as long as the source, across reconnections. Every decoder tells a hole from a
@@ -32,7 +32,7 @@ Reading = SampleBlock | CadenceReading
 
 
 class BleSource:
-    """Readings from a BLE device, for ``stridecue.runner.run_session``.
+    """Readings from a BLE device, for ``recordings.runner.run_session``.
 
     Use as ``async with BleSource(...) as source:``. Entering opens the link and waits for the
     first connection (at most ``first_connect_s``): only then is ``fs_hz`` known, since a driver

@@ -1,7 +1,8 @@
 """Activity per second and the rep engine through recoveries walked or stood, on the simulator.
 
-The simulated runner walks (double support, no flight) or stops between reps; its truth holds the
-activity spans and the reps, so every figure here is checked against what really happened.
+The simulated runner walks (double support, no flight) or stops between reps, and surges for a
+few seconds in the warm-up and cool-down; its truth holds the activity spans, the surges and the
+reps, so every figure here is checked against what really happened.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from dsp.events import Activity, Cue, CueKind, Event, Metrics, Placement, RepSum
 from dsp.plan import SessionPlan
 from firmware_sim.runner import SimulatedAthlete, Truth
 
-PLAN = SessionPlan("nrr", warmup_s=120.0, reps=3, rep_s=30.0, min_recovery_s=60.0, cooldown_s=60.0)
+PLAN = SessionPlan(
+    "nrr", warmup_s=180.0, reps=3, rep_s=30.0, min_recovery_s=60.0, cooldown_s=120.0
+)
 
 
 def _session(placement: Placement, recovery: str, seed: int) -> tuple[list[Event], Truth]:
-    athlete = SimulatedAthlete(PLAN, placement, seed=seed, fs_hz=100.0, recovery=recovery)
+    athlete = SimulatedAthlete(PLAN, placement, seed=seed, fs_hz=100.0, recovery=recovery, surges=2)
     engine = StrideEngine(placement, 100.0)  # auto mode: the reps come from the data alone
     events: list[Event] = []
     while not athlete.done:
@@ -40,7 +43,8 @@ def test_recoveries_walked_or_stood(placement: Placement, recovery: str) -> None
     events, truth = _session(placement, recovery, seed=3)
     metrics = [e for e in events if isinstance(e, Metrics)]
 
-    # Every rep found once, where it really was; no rep invented in a walk or a stop.
+    # Every rep found once, where it really was; no rep invented in a walk, a stop or a surge.
+    assert len(truth.surges_s) == 2
     starts = [c.at_s for c in events if isinstance(c, Cue) and c.kind is CueKind.REP_START]
     assert len(starts) == len(truth.reps_s) == PLAN.reps
     for at_s, (true_start, _) in zip(starts, truth.reps_s, strict=True):

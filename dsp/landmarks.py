@@ -37,6 +37,8 @@ class LandmarkConfig:
     quiet_gyro_dps: float = 60.0  # foot: quiet stance is |ω| below this (with a gyroscope) ...
     quiet_acc_g: float = 1.5  # ... and |a| within this of 1 g (a shoe is not still in stance)
     quiet_min_s: float = 0.04  # ... for at least this long (with a gyroscope)
+    quiet_mean_acc_g: float = 0.7  # ... with the mean of | |a| - 1 g | over it below this: a
+    # walked swing pauses its pitch rate before the contact while decelerating at 1.4-2.4 g
     quiet_min_acc_only_s: float = 0.02  # without one: the calm (below) holds this long
     calm_window_s: float = 0.05  # acc-only calm: over this span, the mean of | |a| - 1 g | ...
     calm_acc_g: float = 0.3  # ... below this (a clip rings around 1 g in stance, never still)
@@ -46,6 +48,12 @@ class LandmarkConfig:
     ic_relative_acc_only: float = 0.25  # foot without gyroscope: the same, for the jerk landmark
     ic_relative_push_off: float = 0.25  # ... found back from a push-off: at least this fraction
     swing_min_s: float = 0.15  # ... and this long after the last step's toe-off
+    stance_after_to_s: float = 0.22  # foot: a stance-anchored IC this long after it (a walked
+    # swing pauses its pitch rate 0.1-0.2 s after toe-off, near 1-3 g; a walked swing lasts
+    # 0.24 s or more, a running one 0.4 s or more)
+    push_off_back_s: float = 0.45  # ... and at most this long before the push-off
+    gct_max_acc_only_s: float = 0.45  # foot without gyroscope: a longer contact is refused (held
+    # as long as with a gyroscope, a real shoe clip's swing calm ends contacts late)
     rhythm_min: float = 0.8  # ... and this fraction of the recent median stride after its IC
     supersede_ratio: float = 1.5  # a landmark this much above the last step's, within one
     # stride of it, shows that step was not a contact: it is taken (the detector re-locks)
@@ -80,7 +88,12 @@ CONFIGS: dict[Placement, LandmarkConfig] = {
         to_trough_max_g=0.6,
     ),
     Placement.FOOT: LandmarkConfig(
-        ic_lag_s=0.002, to_lag_s=0.0, stance_anchored=True, ic_min_g=0.0, ic_relative=0.0
+        ic_lag_s=0.002,
+        to_lag_s=0.0,
+        gct_max_s=1.0,
+        stance_anchored=True,
+        ic_min_g=0.0,
+        ic_relative=0.0,
     ),
     Placement.TRUNK: LandmarkConfig(
         ic_lag_s=0.025, to_lag_s=-0.027, min_step_s=0.20, gct_min_s=0.12

@@ -282,6 +282,11 @@ class StepDetector:
                     continue
                 if c.stance_anchored:
                     t_i = change_time(ext["t"][row], j)
+                    # A walked swing pauses its pitch rate after toe-off: no stance yet. Without
+                    # a gyroscope the calm test (tilt) keeps the swing out on its own.
+                    after_to_s = c.swing_min_s if self._to_on_norm else c.stance_after_to_s
+                    if seg == st.last_ic_segment and t_i < st.last_to_s + after_to_s:
+                        continue
                 self._on_impact(st, _Pending(t_i, value, seg, i, impact_g=impact_g))
                 continue
             if seg != int(ext["seg"][row, col(decided)]):
@@ -290,8 +295,11 @@ class StepDetector:
             to_ok = self._to_ok(float(ext["y"][row, j]), after)
             to = t_i - c.to_lag_s
             p = st.pending
+            gct_max_s = (
+                c.gct_max_acc_only_s if c.stance_anchored and self._to_on_norm else c.gct_max_s
+            )
             if p is not None and p.segment == seg:
-                if to - (p.t_s - c.ic_lag_s) > c.gct_max_s:
+                if to - (p.t_s - c.ic_lag_s) > gct_max_s:
                     st.pending = p = None
                 elif to - (p.t_s - c.ic_lag_s) < c.gct_min_s or not to_ok:
                     continue
@@ -313,16 +321,19 @@ class StepDetector:
     ) -> _Pending | None:
         """The impact of a contact whose push-off is at column ``j_to`` of ``ext``, found back from
         it (accelerometer-only foot, when no stance was seen): the sharpest change of acceleration
-        from ``gct_max_s`` to ``gct_min_s`` before the push-off, after the last step's push-off
-        and its swing, and at least ``ic_relative_push_off`` of the recent median impact."""
+        from ``push_off_back_s`` to ``gct_min_s`` before the push-off, after the last step's
+        push-off and its swing, and at least ``ic_relative_push_off`` of the recent median
+        impact."""
         c = self.config
         t = ext["t"][row]
         t_to = float(t[j_to])
-        lo = max(0, j_to - self._samples(c.gct_max_s))
+        # A running contact with no still stance is short; a walked one always has a stance.
+        back_s = min(c.gct_max_s, c.push_off_back_s)
+        lo = max(0, j_to - self._samples(back_s))
         hi = j_to - self._samples(c.gct_min_s)
         span_t = t[lo : hi + 1]
         # NaN before the stream's first sample: no impact there.
-        inside = (span_t >= st.last_to_s + c.swing_min_s) & (span_t >= t_to - c.gct_max_s)
+        inside = (span_t >= st.last_to_s + c.swing_min_s) & (span_t >= t_to - back_s)
         if hi <= lo or not inside.any():
             return None
         first = lo + int(np.argmax(inside))

@@ -61,6 +61,11 @@ class FootStance:
         width = self._samples(c.calm_window_s)
         self._calm_b = np.full(width, 1.0 / width)
         self._calm_zi = np.tile(np.arange(width - 1, 0, -1.0) / width, (2 * s, 1))
+        # With a gyroscope: the mean of | |a| - 1 g | over the quiet span (same far-from-calm
+        # start).
+        span = self.quiet_spans[True] + 1
+        self._quiet_b = np.full(span, 1.0 / span)
+        self._quiet_zi = np.tile(np.arange(span - 1, 0, -1.0) / span, (s, 1))
         self.impact_span = {
             True: self._samples(c.impact_window_s),
             False: self.quiet_spans[False] + width + self._samples(c.impact_window_s),
@@ -89,7 +94,11 @@ class FootStance:
             # |a| may stray ~1 g from 1 g; the band only keeps out the swing's pauses of the
             # pitch rate (between the toe-off lobe and the swing peak, and before the impact),
             # where the foot accelerates at 5-10 g.
-            calm = (np.abs(norm - 1.0) < c.quiet_acc_g) & (gyro_norm < c.quiet_gyro_dps)
+            dev = np.abs(norm - 1.0)
+            calm = (dev < c.quiet_acc_g) & (gyro_norm < c.quiet_gyro_dps)
+            # A walked swing also pauses its pitch rate before the contact, gently enough to
+            # stay within that band (1.4-2.4 g): on average over the span it is far from 1 g.
+            mean_dev, self._quiet_zi = lfilter(self._quiet_b, [1.0], dev, axis=1, zi=self._quiet_zi)
         else:
             assert along is not None
             # A real shoe clip rings and rolls through stance: |a| is near 1 g on average over
@@ -103,6 +112,8 @@ class FootStance:
             s = self.n_streams
             calm = (mean_dev[:s] < c.calm_acc_g) & (mean_dev[s:] < c.calm_tilt_g)
         quiet = self._quiet[gyro_norm is not None].process(calm.astype(float)) > 0.5
+        if gyro_norm is not None:
+            quiet &= mean_dev < c.quiet_mean_acc_g
         before = np.concatenate([self._was_quiet[:, None], quiet[:, :-1]], axis=1)
         self._was_quiet = quiet[:, -1].copy()
         rows, cols = np.nonzero(quiet & ~before)

@@ -436,3 +436,65 @@ def test_every_simulated_shoe_contact_is_found_and_timed(
     assert matched / len(truth) >= 0.995
     assert matched / len(in_span) >= 0.995
     assert np.mean(np.abs(gct_errors_ms)) <= 10.0
+
+
+# --- walked recoveries on the simulator ----------------------------------------------------------
+
+
+def walked_session_score(
+    placement: Placement, seed: int, fs_hz: float, spec: str
+) -> tuple[float, float, float, int]:
+    """Recall (running), recall (walking) and precision over a simulated session whose recoveries
+    are walked, and the number of true walking contacts (the sensor leg's, IC within 60 ms)."""
+    plan = SessionPlan(name="t", warmup_s=40, reps=2, rep_s=20, min_recovery_s=60, cooldown_s=10)
+    athlete = SimulatedAthlete(
+        plan,
+        placement,
+        seed=seed,
+        fs_hz=fs_hz,
+        impairments=Impairments.from_spec(spec),
+        recovery="walk",
+    )
+    quality = QualityMonitor(1, fs_hz)
+    detector = StepDetector(placement, fs_hz)
+    steps: list[StepEvent] = []
+    t_end_s = 0.0
+    while not athlete.done:
+        block = athlete.read(5.0)
+        t, acc = block.t_s[None], block.acc_g.T[None]
+        gyro = None if block.gyro_dps is None else block.gyro_dps.T[None]
+        steps += detector.process(t, acc, gyro, quality.process(t, acc))[0]
+        t_end_s = float(block.t_s[-1]) if block.t_s.size else t_end_s
+    truth = athlete.truth().to_json_dict("t")
+    contacts = np.asarray(truth["contacts_s"])
+    contacts = contacts[(contacts[:, 0] > 1.0) & (contacts[:, 1] < t_end_s - MAX_LATENCY_S)]
+    walks = [(a, b) for a, b, kind in truth["activity_s"] if kind == "walking"]
+    walking = np.array([any(a <= ic < b for a, b in walks) for ic in contacts[:, 0]])
+    ics = np.array([s.ic_s for s in steps])
+    found = np.array([np.min(np.abs(ics - ic)) < 0.06 for ic in contacts[:, 0]])
+    in_span = ics[(ics > contacts[0, 0] - 0.06) & (ics < contacts[-1, 0] + 0.06)]
+    true_step = [np.min(np.abs(contacts[:, 0] - ic)) < 0.06 for ic in in_span]
+    return (
+        float(found[~walking].mean()),
+        float(found[walking].mean()),
+        float(np.mean(true_step)),
+        int(walking.sum()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "fs_hz", "seed"),
+    [("saturation=8", 100.0, seed) for seed in (1, 2, 3)]
+    + [("noise=0.02", 200.0, seed) for seed in (4, 5)],
+)
+def test_walked_recoveries_on_a_footpod(spec: str, fs_hz: float, seed: int) -> None:
+    """A walked contact (0.55-0.7 s, a stance quiet for 0.3 s and more) is found as a running one:
+    its stance holds past the running gct_max_s, and the walked swing's pauses of the pitch rate
+    (just after toe-off, and before the contact while the foot decelerates at 1.4-2.4 g) are no
+    stance. Measured: walking recall, precision and running recall 1.0 on every seed here
+    (a longer session, seeds 1-5: walking recall 98.4-100 %, precision 99.7-100 %)."""
+    running, walking, precision, n_walking = walked_session_score(Placement.FOOT, seed, fs_hz, spec)
+    assert n_walking > 40
+    assert running >= 0.995
+    assert walking >= 0.98
+    assert precision >= 0.99

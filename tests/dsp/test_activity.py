@@ -15,9 +15,7 @@ from dsp.events import Activity, Cue, CueKind, Event, Metrics, Placement, RepSum
 from dsp.plan import SessionPlan
 from firmware_sim.runner import SimulatedAthlete, Truth
 
-PLAN = SessionPlan(
-    "nrr", warmup_s=180.0, reps=3, rep_s=30.0, min_recovery_s=60.0, cooldown_s=120.0
-)
+PLAN = SessionPlan("nrr", warmup_s=180.0, reps=3, rep_s=30.0, min_recovery_s=60.0, cooldown_s=120.0)
 
 
 def _session(placement: Placement, recovery: str, seed: int) -> tuple[list[Event], Truth]:

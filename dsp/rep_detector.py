@@ -28,8 +28,8 @@ class BoundaryConfig:
     (peak - baseline))``, where ``peak`` is the highest rep level seen (``baseline +
     default_gain_spm`` before the first rep); it is dropped if the cadence falls back below half
     that rise, and confirmed after ``cued_confirm_s`` (cued) or ``auto_confirm_s`` (auto: a
-    pick-up of pace that a real run holds for a few seconds, a surge, is not a rep; NRR strides
-    last 30-45 s, and bursts shorter than this need their template). An end candidate is the
+    pick-up of pace that a real run holds for up to ~12 s, a surge, is not a rep; the shortest
+    planned rep is a 15-s burst, NRR strides last 30-45 s). An end candidate is the
     cadence falling below ``end_fraction`` of the way from the baseline to the rep level,
     confirmed after ``end_confirm_s``. Onsets are searched up
     to ``onset_search_s`` before the crossing, fitting ``fit_pre_s`` of earlier samples; in cued
@@ -41,7 +41,7 @@ class BoundaryConfig:
     rise_fraction: float = 0.4
     default_gain_spm: float = 20.0
     cued_confirm_s: float = 2.0
-    auto_confirm_s: float = 15.0
+    auto_confirm_s: float = 13.0
     end_fraction: float = 0.5
     end_confirm_s: float = 2.0
     level_delay_s: float = 2.5

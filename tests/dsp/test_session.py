@@ -535,7 +535,7 @@ def test_auto_mode_closes_an_open_rep_at_finish() -> None:
 def test_auto_mode_ignores_surges() -> None:
     runner = Runner(seed=8, one_leg=False)
     runner.add(80.0, 185.0, 200.0)
-    runner.add(92.0, 160.0, 270.0)  # a 12 s surge, as real runs hold: not a rep
+    runner.add(90.0, 160.0, 270.0)  # a 10 s surge at stride pace, as real runs hold: not a rep
     runner.add(150.0, 185.0, 200.0)
     runner.add(180.0, 160.0, 270.0)
     run = open_loop(RepEngine(None, one_leg=False), runner, 220.0)

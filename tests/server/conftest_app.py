@@ -98,21 +98,26 @@ def cleo_metrics(t_s: float) -> Metrics:
     )
 
 
+def _online(factory: MessageFactory) -> Message:
+    """The athlete's status as its session begins: a simulated footpod on the foot."""
+    return factory.status(
+        0.0,
+        online=True,
+        device="footpod-sim",
+        placement="foot",
+        sample_rate_hz=200.0,
+        quality=None,
+        metrics_dropped=0,
+        outbox_pending=0,
+    )
+
+
 def cleo_messages() -> list[Message]:
     """A session whose signal fails: lost samples in rep 2 (a hole), and walking at the end
     with a cadence the signal does not support; every second's values known."""
     factory = MessageFactory("cleo", session_id=CLEO_SESSION, clock=lambda: T0)
     messages: list[Message] = [
-        factory.status(
-            0.0,
-            online=True,
-            device="footpod-sim",
-            placement="foot",
-            sample_rate_hz=200.0,
-            quality=None,
-            metrics_dropped=0,
-            outbox_pending=0,
-        ),
+        _online(factory),
     ]
     messages += [_made(factory.message(cleo_metrics(t_s))) for t_s in CLEO_METRICS_S]
     messages += [_made(factory.message(rep)) for rep in CLEO_REPS]
@@ -147,16 +152,7 @@ def anna_messages() -> list[Message]:
     factory = MessageFactory("anna", session_id=ANNA_SESSION, clock=lambda: T0)
     quality = SignalQuality(samples=0, saturated_samples=0, gaps=0, lost_samples=0)
     messages: list[Message] = [
-        factory.status(
-            0.0,
-            online=True,
-            device="footpod-sim",
-            placement="foot",
-            sample_rate_hz=200.0,
-            quality=None,
-            metrics_dropped=0,
-            outbox_pending=0,
-        ),
+        _online(factory),
     ]
     for t_s in ANNA_METRICS_S:
         metrics = Metrics(t_s, cadence_spm(t_s), gct_ms(t_s), int(3 * t_s), 5.0, None, quality)
